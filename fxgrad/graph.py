@@ -1,0 +1,82 @@
+"""Building fx graphs whose nodes know their values.
+
+Every node created through a `GraphBuilder` is evaluated as it is made, and its value is kept
+in `node.meta["val"]`: a real tensor while the forward graph is traced on the example inputs,
+a tensor on the `meta` device once the backward is built. Rules and the engine read shapes
+and dtypes from there (`value(x)`) instead of re-running anything, and a rule that produces a
+mis-shaped tensor fails at derive time rather than when the user calls the backward.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch.fx.node import map_aggregate
+
+
+class GraphBuilder(fx.proxy.GraphAppendingTracer):
+    """Appends nodes to `graph`, evaluating each on the values of its arguments."""
+
+    def __init__(self, graph: fx.Graph, root: torch.nn.Module):
+        super().__init__(graph)
+        self.root = root
+
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        if kind != "placeholder":
+            node.meta["val"] = evaluate(node, self.root)
+        return node
+
+    def placeholder(self, name: str, val: Any) -> fx.Proxy:
+        proxy = self.create_proxy("placeholder", name, (), {}, name=name)
+        proxy.node.meta["val"] = val
+        return proxy
+
+
+def evaluate(node: fx.Node, root: torch.nn.Module) -> Any:
+    """Run one node on the values its arguments hold in `meta["val"]`."""
+    args, kwargs = map_aggregate((node.args, node.kwargs), value)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    if node.op == "call_method":
+        self, *rest = args
+        return getattr(self, node.target)(*rest, **kwargs)
+    if node.op == "get_attr":
+        return operator.attrgetter(node.target)(root)
+    raise AssertionError(f"cannot evaluate a {node.op} node")
+
+
+def value(x: Any) -> Any:
+    """The value behind a Proxy or Node (its `meta["val"]`); anything else is its own value."""
+    if isinstance(x, fx.Proxy):
+        x = x.node
+    if isinstance(x, fx.Node):
+        return x.meta["val"]
+    return x
+
+
+def node_of(x: Any) -> Any:
+    """The Node behind a Proxy; anything else unchanged."""
+    return x.node if isinstance(x, fx.Proxy) else x
+
+
+def to_meta(x: Any) -> Any:
+    """Replace tensors by shape-and-dtype-only tensors on the meta device."""
+    return map_aggregate(x, lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t)
+
+
+def is_differentiable(val: Any) -> bool:
+    """Whether fxgrad differentiates with respect to a value: a floating-point tensor."""
+    return isinstance(val, torch.Tensor) and val.is_floating_point()
+
+
+def carries_gradient(val: Any) -> bool:
+    """Whether a gradient can flow through a value: a floating-point or complex tensor.
+
+    Integer and boolean tensors (indices, masks) carry none. Complex ones do, and fxgrad refuses
+    them where they meet a rule rather than drop their gradient silently.
+    """
+    return isinstance(val, torch.Tensor) and (val.is_floating_point() or val.is_complex())

@@ -1,0 +1,87 @@
+"""The reverse pass: walk the canonical forward graph backwards, applying each op's rule.
+
+Only this module knows the walk order. It
+- keeps one cotangent per forward value, `None` meaning zero (never a zeros tensor);
+- fits every contribution to its value's shape (`shapes.fit_to`) and sums fan-out;
+- applies a rule only to nodes on a path from a differentiated input to an output.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch.fx as fx
+
+from .canon import op_name, supported_ops
+from .errors import UnsupportedOpError, source_location
+from .graph import GraphBuilder, carries_gradient, value
+from .rules import RULES, WANTS_OUT
+from .shapes import fit_to
+
+
+def reverse(
+    builder: GraphBuilder,
+    forward: list[fx.Node],
+    seeds: Iterable[tuple[fx.Proxy, fx.Proxy]],
+    wrt: list[fx.Proxy],
+) -> list[fx.Proxy | None]:
+    """Emit the backward of `forward` into the builder's graph.
+
+    `forward` lists the forward nodes in order, `seeds` pairs each output with its incoming
+    gradient, `wrt` are the inputs to differentiate. Returns the gradient of each of `wrt`,
+    `None` where no gradient reaches it.
+    """
+    seeds = [(output.node, grad) for output, grad in seeds if isinstance(output, fx.Proxy)]
+    depends_on_wrt = _nodes_depending_on(forward, {p.node for p in wrt})
+    cotangents: dict[fx.Node, fx.Proxy] = {}
+    forward_nodes = set(forward)
+
+    def accumulate(node: fx.Node, grad: fx.Proxy) -> None:
+        grad = fit_to(grad, builder.proxy(node))
+        previous = cotangents.get(node)
+        if previous is not None:
+            grad = previous + grad
+        # A gradient computed here is named after its value; a reused one keeps its name.
+        if grad.node not in forward_nodes and grad.node.op != "placeholder" and not grad.node.name.startswith("grad_"):
+            grad.node._rename(f"grad_{node.name}")
+        cotangents[node] = grad
+
+    for output, grad in seeds:
+        if output in depends_on_wrt:
+            accumulate(output, grad)
+
+    for node in reversed(forward):
+        grad = cotangents.get(node)
+        if grad is None or node.op == "placeholder":
+            continue
+        op = _rule_for(node, depends_on_wrt)
+        args = [builder.proxy(a) if isinstance(a, fx.Node) else a for a in node.meta["fxgrad_args"]]
+        kwargs = {"out": builder.proxy(node)} if op in WANTS_OUT else {}
+        input_grads = RULES[op](grad, *args, **kwargs)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for arg, input_grad in zip(node.meta["fxgrad_args"], input_grads):
+            if input_grad is not None and isinstance(arg, fx.Node) and arg in depends_on_wrt:
+                accumulate(arg, input_grad)
+
+    return [cotangents.get(p.node) for p in wrt]
+
+
+def _nodes_depending_on(forward: list[fx.Node], wrt: set[fx.Node]) -> set[fx.Node]:
+    """The nodes computed from `wrt` whose values carry a gradient."""
+    depends = set(wrt)
+    for node in forward:
+        if carries_gradient(value(node)) and any(arg in depends for arg in node.all_input_nodes):
+            depends.add(node)
+    return depends
+
+
+def _rule_for(node: fx.Node, depends_on_wrt: set[fx.Node]):
+    """The canonical op whose rule applies to `node`; refuses ops without one, and complex values."""
+    op = node.meta.get("fxgrad_op")
+    if op not in RULES:
+        name = op_name(op or node.meta.get("fxgrad_source_target") or node.target)
+        raise UnsupportedOpError(name, source_location(node), supported_ops())
+    if any(value(arg).is_complex() for arg in node.all_input_nodes if arg in depends_on_wrt) or value(node).is_complex():
+        raise UnsupportedOpError(f"{op_name(op)} on complex tensors", source_location(node), supported_ops())
+    return op

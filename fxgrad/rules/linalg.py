@@ -1,0 +1,24 @@
+"""Matrix products and dimension permutations."""
+
+import torch
+
+from . import rule
+
+
+@rule(torch.matmul)
+def matmul(g, input, other):
+    # Operands are matrices or batches of them (1-D ones were promoted by canon); batch dims
+    # that broadcasting added are summed away by the engine.
+    return g @ other.mT, input.mT @ g
+
+
+@rule(torch.transpose)
+def transpose(g, input, dim0, dim1):
+    return g.transpose(dim0, dim1)
+
+
+@rule(torch.permute)
+def permute(g, input, dims):
+    ndim = len(dims)
+    inverse = sorted(range(ndim), key=lambda i: dims[i] % ndim)
+    return g.permute(*inverse)

@@ -1,0 +1,20 @@
+"""Ops that only move elements around or stop gradients."""
+
+import torch
+
+from . import rule
+
+
+@rule(torch.reshape, torch.flatten, torch.unsqueeze, torch.squeeze)
+def reshape(g, input, *shape):
+    return g.reshape(input.shape)
+
+
+@rule(torch.Tensor.expand, torch.Tensor.expand_as)
+def expand(g, input, size):
+    return g  # the engine sums the gradient back to the input's shape
+
+
+@rule(torch.detach)
+def detach(g, input):
+    return None

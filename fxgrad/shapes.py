@@ -1,0 +1,56 @@
+"""Shape plumbing shared by the engine and the rules, written once.
+
+Rules return gradients of whatever shape their math gives (broadcast shapes, reduced shapes);
+`fit_to` brings each back to the shape and dtype of the value it is the gradient of. The
+decisions (which dims to sum) are taken from the example shapes, but the code they emit reads
+sizes from tensors at run time, so the backward stays valid for other sizes that broadcast the
+same way.
+"""
+
+from __future__ import annotations
+
+import torch.fx as fx
+
+from .graph import value
+
+
+def fit_to(grad: fx.Proxy, like: fx.Proxy) -> fx.Proxy:
+    """`grad` summed over the dims `like` was broadcast along, then expanded to `like`'s shape."""
+    grad_val, like_val = value(grad), value(like)
+    target = tuple(like_val.shape)
+    extra = grad_val.ndim - len(target)
+    if extra > 0:  # leading dims that broadcasting added
+        grad = grad.sum() if not target else grad.sum(0 if extra == 1 else tuple(range(extra)))
+    shape = tuple(value(grad).shape)
+    offset = len(target) - len(shape)
+    # dims where `like` has size 1 and was stretched
+    stretched = tuple(i for i, size in enumerate(shape) if size != 1 and target[offset + i] == 1)
+    if stretched:
+        grad = grad.sum(stretched[0] if len(stretched) == 1 else stretched, keepdim=True)
+    if tuple(value(grad).shape) != target:  # a gradient smaller than its value: broadcast it
+        grad = grad.expand_as(like)
+    if value(grad).dtype != like_val.dtype:
+        grad = grad.to(like_val.dtype)
+    return grad
+
+
+def reduced_dims(input: fx.Proxy, dim) -> list[int]:
+    """The non-negative, sorted dims a reduction over `dim` (int, tuple or None) removes."""
+    ndim = value(input).ndim
+    if dim is None:
+        return list(range(ndim))
+    dims = dim if isinstance(dim, tuple) else (dim,)
+    return sorted(d % max(ndim, 1) for d in dims)
+
+
+def unreduce(grad: fx.Proxy, input: fx.Proxy, dim, keepdim: bool) -> fx.Proxy:
+    """The gradient of a reduction with its reduced dims restored as size 1.
+
+    The result broadcasts against `input`; the engine expands it to `input`'s shape.
+    """
+    if keepdim or dim is None:  # dim None: grad is 0-d and broadcasts as it is
+        return grad
+    for d in reduced_dims(input, dim):
+        if d < value(input).ndim:
+            grad = grad.unsqueeze(d)
+    return grad
