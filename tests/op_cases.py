@@ -1,0 +1,180 @@
+"""The op-case table: every supported spelling, on shapes that broadcast, batch, use 1-D,
+size-1 and 0-d tensors. One parametrised check (test_ops.py) runs every case against
+torch.autograd; test_registry.py proves every rule and every lowering has a case here.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class OpCase:
+    name: str
+    fn: Callable
+    shapes: tuple[tuple[int, ...], ...]
+    # "real": any value; "positive": > 0 (log, sqrt, fractional powers); "nonzero": |x| ≥ 0.5
+    domain: str = "real"
+    # False where the gradient deliberately differs from finite differences (detach)
+    gradcheck: bool = True
+
+    def inputs(self, seed: int = 0, scale: int = 1) -> tuple[torch.Tensor, ...]:
+        """Float64 inputs; `scale` multiplies every size but the broadcast 1s."""
+        g = torch.Generator().manual_seed(seed)
+        tensors = []
+        for shape in self.shapes:
+            shape = tuple(s if s == 1 else s * scale for s in shape)
+            x = torch.randn(shape, generator=g, dtype=torch.float64)
+            if self.domain == "positive":
+                x = x.abs() + 0.5
+            elif self.domain == "nonzero":
+                x = x.sign() * (x.abs() + 0.5)
+            tensors.append(x)
+        return tuple(tensors)
+
+
+def case(name, fn, *shapes, domain="real", gradcheck=True):
+    return OpCase(name, fn, tuple(shapes), domain, gradcheck)
+
+
+CASES = [
+    # matrix products
+    case("torch.matmul", torch.matmul, (2, 3), (3, 4)),
+    case("@ broadcast batch", operator.matmul, (2, 1, 3, 4), (5, 4, 2)),
+    case("@ 1-D @ 2-D", operator.matmul, (3,), (3, 4)),
+    case("@ 2-D @ 1-D", operator.matmul, (2, 3), (3,)),
+    case("@ 1-D @ 1-D", operator.matmul, (3,), (3,)),
+    case("@ batch @ 1-D", operator.matmul, (2, 3, 4), (4,)),
+    case("@ 1-D @ batch", operator.matmul, (3,), (2, 3, 4)),
+    case("Tensor.matmul", lambda a, b: a.matmul(b), (2, 2, 3), (3, 4)),
+    case("torch.mm", torch.mm, (2, 3), (3, 4)),
+    case("Tensor.mm", lambda a, b: a.mm(b), (2, 3), (3, 1)),
+    case("torch.bmm", torch.bmm, (2, 3, 4), (2, 4, 5)),
+    case("Tensor.bmm", lambda a, b: a.bmm(b), (1, 3, 4), (1, 4, 2)),
+    case("F.linear", F.linear, (5, 3), (4, 3), (4,)),
+    case("F.linear batch, no bias", F.linear, (2, 5, 3), (4, 3)),
+    case("F.linear 1-D weight", F.linear, (5, 3), (3,)),
+    # transposes and permutations
+    case("torch.transpose", lambda x: torch.transpose(x, 0, 2), (2, 3, 4)),
+    case("Tensor.transpose", lambda x: x.transpose(-1, 0), (2, 3)),
+    case("torch.swapaxes", lambda x: torch.swapaxes(x, 0, 1), (2, 3)),
+    case("Tensor.swapaxes", lambda x: x.swapaxes(1, 2), (2, 3, 4)),
+    case("torch.swapdims", lambda x: torch.swapdims(x, 0, 1), (2, 3)),
+    case("Tensor.swapdims", lambda x: x.swapdims(0, 1), (2, 3)),
+    case("torch.t", torch.t, (2, 3)),
+    case("Tensor.t 1-D", lambda x: x.t() * x, (3,)),
+    case("Tensor.T 2-D", lambda x: x.T, (2, 3)),
+    case("Tensor.T 3-D", lambda x: x.T, (2, 3, 4)),
+    case("Tensor.mT", lambda x: x.mT, (2, 3, 4)),
+    case("torch.permute", lambda x: torch.permute(x, (2, 0, 1)), (2, 3, 4)),
+    case("Tensor.permute", lambda x: x.permute(1, 2, 0), (2, 3, 4)),
+    case("Tensor.permute tuple", lambda x: x.permute((1, 0)), (2, 3)),
+    # arithmetic, with broadcasting, scalars and 0-d tensors
+    case("torch.add broadcast", torch.add, (2, 3), (3,)),
+    case("+ size-1 dims", operator.add, (2, 1, 3), (4, 1)),
+    case("+ 0-d", operator.add, (), (2, 3)),
+    case("+ scalar", lambda x: x + 2, (2, 3)),
+    case("scalar +", lambda x: 2 + x, (2, 3)),
+    case("Tensor.add alpha", lambda a, b: a.add(b, alpha=2), (2, 3), (2, 1)),
+    case("torch.sub", torch.sub, (2, 3), (1, 3)),
+    case("torch.subtract alpha", lambda a, b: torch.subtract(a, b, alpha=0.5), (3,), (2, 3)),
+    case("- operator", operator.sub, (2, 3), ()),
+    case("scalar -", lambda x: 1 - x, (2, 3)),
+    case("Tensor.sub", lambda a, b: a.sub(b), (2, 3), (2, 3)),
+    case("Tensor.subtract", lambda a, b: a.subtract(b), (4, 1), (3,)),
+    case("torch.rsub", lambda a, b: torch.rsub(a, b), (2, 3), (3,)),
+    case("torch.mul", torch.mul, (3, 1), (1, 4)),
+    case("torch.multiply", torch.multiply, (2, 3), ()),
+    case("* operator", operator.mul, (2, 2, 3), (2, 1, 1)),
+    case("* scalar", lambda x: 3 * x, (2, 3)),
+    case("Tensor.mul", lambda a, b: a.mul(b), (2, 3), (3,)),
+    case("Tensor.multiply", lambda a, b: a.multiply(b), (2, 3), (2, 3)),
+    case("torch.div", torch.div, (2, 3), (3,), domain="nonzero"),
+    case("torch.divide", torch.divide, (2, 3), (), domain="nonzero"),
+    case("torch.true_divide", torch.true_divide, (3, 1), (1, 2), domain="nonzero"),
+    case("/ operator", operator.truediv, (2, 3), (2, 3), domain="nonzero"),
+    case("scalar /", lambda x: 2 / x, (2, 3), domain="nonzero"),
+    case("Tensor.div", lambda a, b: a.div(b), (2, 3), (2, 1), domain="nonzero"),
+    case("Tensor.divide", lambda a, b: a.divide(b), (2, 3), (3,), domain="nonzero"),
+    case("Tensor.true_divide", lambda a, b: a.true_divide(b), (2, 3), (2, 3), domain="nonzero"),
+    case("torch.neg", torch.neg, (2, 3)),
+    case("torch.negative", torch.negative, ()),
+    case("- unary", operator.neg, (2, 3)),
+    case("Tensor.neg", lambda x: x.neg(), (3,)),
+    case("Tensor.negative", lambda x: x.negative(), (2, 1)),
+    case("** scalar", lambda x: x**3, (2, 3)),
+    case("** fractional", lambda x: x**0.5, (2, 3), domain="positive"),
+    case("** zero", lambda x, y: x**0 * y, (2, 3), (2, 3)),
+    case("scalar **", lambda x: 2**x, (2, 3)),
+    case("** tensor broadcast", operator.pow, (3, 1), (4,), domain="positive"),
+    case("torch.pow", lambda x: torch.pow(x, 2), (2, 3)),
+    case("Tensor.pow tensor", lambda a, b: a.pow(b), (2, 3), (), domain="positive"),
+    case("torch.square", torch.square, (2, 3)),
+    case("Tensor.square", lambda x: x.square(), ()),
+    # elementwise functions
+    case("torch.exp", torch.exp, (2, 3)),
+    case("Tensor.exp", lambda x: x.exp(), ()),
+    case("torch.log", torch.log, (2, 3), domain="positive"),
+    case("Tensor.log", lambda x: x.log(), (3,), domain="positive"),
+    case("torch.sqrt", torch.sqrt, (2, 3), domain="positive"),
+    case("Tensor.sqrt", lambda x: x.sqrt(), (3,), domain="positive"),
+    case("torch.rsqrt", torch.rsqrt, (2, 3), domain="positive"),
+    case("Tensor.rsqrt", lambda x: x.rsqrt(), (), domain="positive"),
+    case("torch.abs", torch.abs, (2, 3), domain="nonzero"),
+    case("torch.absolute", torch.absolute, (3,), domain="nonzero"),
+    case("abs()", operator.abs, (2, 3), domain="nonzero"),
+    case("Tensor.abs", lambda x: x.abs(), (2, 3), domain="nonzero"),
+    case("Tensor.absolute", lambda x: x.absolute(), (), domain="nonzero"),
+    case("torch.tanh", torch.tanh, (2, 3)),
+    case("F.tanh", F.tanh, (3,)),
+    case("Tensor.tanh", lambda x: x.tanh(), ()),
+    case("torch.sigmoid", torch.sigmoid, (2, 3)),
+    case("F.sigmoid", F.sigmoid, (3,)),
+    case("Tensor.sigmoid", lambda x: x.sigmoid(), ()),
+    case("torch.relu", torch.relu, (2, 3), domain="nonzero"),
+    case("F.relu", F.relu, (4,), domain="nonzero"),
+    case("Tensor.relu", lambda x: x.relu(), (2, 1), domain="nonzero"),
+    case("F.silu", F.silu, (2, 3)),
+    case("F.gelu", F.gelu, (2, 3)),
+    case("F.gelu tanh", lambda x: F.gelu(x, approximate="tanh"), (2, 3)),
+    case("torch.softmax", lambda x: torch.softmax(x, -1), (2, 3)),
+    case("F.softmax dim 0", lambda x: F.softmax(x, dim=0), (2, 3, 4)),
+    case("Tensor.softmax", lambda x: x.softmax(1), (2, 3, 4)),
+    case("torch.log_softmax", lambda x: torch.log_softmax(x, 0), (3,)),
+    case("F.log_softmax", lambda x: F.log_softmax(x, dim=-1), (2, 3)),
+    case("Tensor.log_softmax", lambda x: x.log_softmax(-2), (2, 3, 4)),
+    # reductions
+    case("torch.sum", torch.sum, (2, 3)),
+    case("torch.sum 0-d", torch.sum, ()),
+    case("Tensor.sum dim", lambda x: x.sum(1), (2, 3, 4)),
+    case("Tensor.sum dims keepdim", lambda x: x.sum((0, 2), keepdim=True), (2, 3, 4)),
+    case("Tensor.sum list dims", lambda x: x.sum([-1, 0]), (2, 3, 4)),
+    case("Tensor.sum all keepdim", lambda x: x.sum(dim=(), keepdim=True), (2, 3)),
+    case("torch.mean", torch.mean, (2, 3)),
+    case("torch.mean dim", lambda x: torch.mean(x, -1, keepdim=True), (2, 3)),
+    case("Tensor.mean dims", lambda x: x.mean((0, 1)), (2, 3, 4)),
+    case("Tensor.mean size-1 dim", lambda x: x.mean(1), (2, 1, 3)),
+    # views and reshapes
+    case("torch.reshape", lambda x: torch.reshape(x, (3, 2)), (2, 3)),
+    case("Tensor.reshape", lambda x: x.reshape(-1), (2, 3)),
+    case("Tensor.view", lambda x: x.view(2, 3, 1), (6,)),
+    case("Tensor.view size()", lambda x: x.view(x.size(0), -1), (2, 3, 4)),
+    case("torch.flatten", lambda x: torch.flatten(x, 1), (2, 3, 4)),
+    case("Tensor.flatten", lambda x: x.flatten(), (2, 3)),
+    case("torch.unsqueeze", lambda x: torch.unsqueeze(x, 0), (2, 3)),
+    case("Tensor.unsqueeze", lambda x: x.unsqueeze(-1), ()),
+    case("torch.squeeze", torch.squeeze, (1, 3, 1)),
+    case("Tensor.squeeze dim", lambda x: x.squeeze(0), (1, 3)),
+    case("Tensor.expand", lambda x: x.expand(2, 3, 4), (3, 1)),
+    case("Tensor.expand -1", lambda x: x.expand(-1, 4), (3, 1)),
+    case("Tensor.expand_as", lambda x, y: x.expand_as(y) * y, (1, 3), (2, 3)),
+    case("torch.broadcast_to", lambda x: torch.broadcast_to(x, (2, 3)), ()),
+    # gradient stops
+    case("torch.detach", lambda x, y: torch.detach(x) * y, (2, 3), (2, 3), gradcheck=False),
+    case("Tensor.detach", lambda x, y: x * y.detach(), (2, 3), (3,), gradcheck=False),
+]

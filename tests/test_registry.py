@@ -1,0 +1,35 @@
+"""The rule table and the lowering table are bound to the op-case table: nothing goes untested."""
+
+import torch.fx as fx
+
+import fxgrad
+from fxgrad.canon import LOWERINGS, OPS, op_name, traced_target
+from fxgrad.rules import RULES
+from fxgrad.trace import trace
+from op_cases import CASES
+
+
+def test_every_canonical_op_has_a_rule():
+    assert set(OPS) == set(RULES), "canonical ops and rules must match one to one"
+
+
+def test_every_rule_is_exercised_by_a_case(monkeypatch):
+    applied = set()
+    for op, backward in list(RULES.items()):
+        def recording(*args, _op=op, _backward=backward, **kwargs):
+            applied.add(_op)
+            return _backward(*args, **kwargs)
+        monkeypatch.setitem(RULES, op, recording)
+    for case in CASES:
+        fxgrad.derive(case.fn, case.inputs())
+    missing = sorted(op_name(op) for op in set(RULES) - applied)
+    assert not missing, f"rules no op case exercises: {missing}"
+
+
+def test_every_lowering_is_exercised_by_a_case():
+    traced_targets = set()
+    for case in CASES:
+        traced = trace(case.fn, len(case.shapes))
+        traced_targets.update(traced_target(node) for node in traced.graph.nodes if node.op != "placeholder")
+    missing = sorted(op_name(t) for t in set(LOWERINGS) - traced_targets)
+    assert not missing, f"supported spellings no op case uses: {missing}"
