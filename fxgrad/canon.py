@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.fx.node import map_aggregate
 
 from .errors import FxgradError, source_location
-from .graph import GraphBuilder, node_of, value
+from .graph import GraphBuilder, node_of, nodes_after, value
 
 # ---------------------------------------------------------------------------------------------
 # The canonical op set. Each writer takes the op's canonical arguments and emits exactly one node.
@@ -36,7 +36,7 @@ from .graph import GraphBuilder, node_of, value
 OPS: dict[Callable, Callable] = {
     torch.matmul: lambda input, other: input @ other,  # both operands at least 2-D
     torch.transpose: lambda input, dim0, dim1: _write_transpose(input, dim0, dim1),
-    torch.permute: lambda input, dims: input.permute(*dims),
+    torch.permute: lambda input, dims: _splat(input.permute, dims),
     torch.add: lambda input, other: input + other,
     torch.sub: lambda input, other: input - other,
     torch.mul: lambda input, other: input * other,
@@ -58,11 +58,11 @@ OPS: dict[Callable, Callable] = {
     # dim: an int or a tuple of ints, or None for a reduction over every dim (keepdim False)
     torch.sum: lambda input, dim, keepdim: input.sum() if dim is None else input.sum(dim, keepdim=keepdim),
     torch.mean: lambda input, dim, keepdim: input.mean() if dim is None else input.mean(dim, keepdim=keepdim),
-    torch.reshape: lambda input, shape: input.reshape(*shape),
+    torch.reshape: lambda input, shape: _splat(input.reshape, shape),
     torch.flatten: lambda input, start_dim, end_dim: input.flatten(start_dim, end_dim),
     torch.unsqueeze: lambda input, dim: input.unsqueeze(dim),
     torch.squeeze: lambda input, dim: input.squeeze() if dim is None else input.squeeze(dim),
-    torch.Tensor.expand: lambda input, size: input.expand(*size),
+    torch.Tensor.expand: lambda input, size: _splat(input.expand, size),
     torch.Tensor.expand_as: lambda input, other: input.expand_as(other),
     torch.detach: lambda input: input.detach(),
 }
@@ -71,6 +71,11 @@ OPS: dict[Callable, Callable] = {
 def _call(fn, *args, **kwargs):
     """`fn(*args, **kwargs)` recorded as written, without the defaults a traced call adds."""
     return args[0].tracer.create_proxy("call_function", fn, args, kwargs)
+
+
+def _splat(method, sizes):
+    """`x.reshape(2, 3)` for a tuple of sizes; `x.reshape(())` and `x.reshape(y.shape)` as they are."""
+    return method(*sizes) if isinstance(sizes, tuple) and sizes else method(sizes)
 
 
 def _write_transpose(input, dim0, dim1):
@@ -128,11 +133,20 @@ def _unsupported_argument(what: str) -> None:
     raise FxgradError(f"{what} is not supported")
 
 
-def _dims(dims: tuple) -> tuple:
-    """Method varargs `x.permute(1, 0)` and `x.permute((1, 0))` alike, as one tuple."""
-    if len(dims) == 1 and isinstance(dims[0], (tuple, list, torch.Size)):
-        return tuple(dims[0])
-    return tuple(dims)
+def _sizes(sizes: tuple) -> Any:
+    """Method varargs `x.view(2, 3)`, `x.view((2, 3))` and `x.view(y.shape)` alike: a tuple, or
+    the Proxy of a size read at run time."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size, fx.Proxy)):
+        sizes = sizes[0]
+    return sizes if isinstance(sizes, fx.Proxy) else tuple(sizes)
+
+
+def _dim(dim: Any) -> Any:
+    """A dim argument as a constant. A dim computed in the function (`x.ndim - 1`) depends only
+    on ranks, which a derived graph fixes, so its example value holds for every call."""
+    if isinstance(dim, (tuple, list)):
+        return tuple(_dim(d) for d in dim)
+    return value(dim) if isinstance(dim, fx.Proxy) else dim
 
 
 @lowers(torch.matmul, operator.matmul, "Tensor.matmul", torch.mm, "Tensor.mm", torch.bmm, "Tensor.bmm")
@@ -157,8 +171,9 @@ def _linear(input, weight, bias=None):
     return out if bias is None else emit(torch.add, out, bias)
 
 
-_lowers_directly(torch.transpose, torch.transpose, "Tensor.transpose", torch.swapaxes,
-                 "Tensor.swapaxes", torch.swapdims, "Tensor.swapdims")
+@lowers(torch.transpose, "Tensor.transpose", torch.swapaxes, "Tensor.swapaxes", torch.swapdims, "Tensor.swapdims")
+def _transpose(input, dim0, dim1):
+    return emit(torch.transpose, input, _dim(dim0), _dim(dim1))
 
 
 @lowers(torch.t, "Tensor.t")
@@ -181,12 +196,12 @@ def _mT(input):
 
 @lowers(torch.permute)
 def _permute(input, dims):
-    return emit(torch.permute, input, tuple(dims))
+    return emit(torch.permute, input, _dim(tuple(dims)))
 
 
 @lowers("Tensor.permute")
 def _permute_method(input, *dims):
-    return emit(torch.permute, input, _dims(dims))
+    return emit(torch.permute, input, _dim(_sizes(dims)))
 
 
 @lowers(torch.add, operator.add, "Tensor.add")
@@ -257,7 +272,7 @@ def _softmax_lowering(op: Callable) -> Callable:
             _unsupported_argument(f"{op.__name__} without `dim` (its implicit dim is deprecated)")
         if dtype is not None:
             _unsupported_argument(f"{op.__name__}(dtype=...)")
-        return emit(op, input, dim)
+        return emit(op, input, _dim(dim))
 
     return lowering
 
@@ -270,8 +285,7 @@ def _reduction_lowering(op: Callable) -> Callable:
     def lowering(input, dim=None, keepdim=False, *, dtype=None):
         if dtype is not None:
             _unsupported_argument(f"{op.__name__}(dtype=...)")
-        if isinstance(dim, list):
-            dim = tuple(dim)
+        dim = _dim(dim)
         if dim in (None, ()) and keepdim:
             dim = tuple(range(value(input).ndim))
         elif dim == ():
@@ -287,37 +301,39 @@ lowers(torch.mean, "Tensor.mean")(_reduction_lowering(torch.mean))
 
 @lowers(torch.reshape)
 def _reshape(input, shape):
-    return emit(torch.reshape, input, tuple(shape))
+    return emit(torch.reshape, input, _sizes((shape,)))
 
 
 @lowers("Tensor.reshape", "Tensor.view")
 def _reshape_method(input, *shape):
     if len(shape) == 1 and isinstance(shape[0], torch.dtype):
         _unsupported_argument("view(dtype) (a reinterpretation of the bits, not differentiable)")
-    return emit(torch.reshape, input, _dims(shape))
+    return emit(torch.reshape, input, _sizes(shape))
 
 
 @lowers(torch.flatten, "Tensor.flatten")
 def _flatten(input, start_dim=0, end_dim=-1):
-    return emit(torch.flatten, input, start_dim, end_dim)
+    return emit(torch.flatten, input, _dim(start_dim), _dim(end_dim))
 
 
-_lowers_directly(torch.unsqueeze, torch.unsqueeze, "Tensor.unsqueeze")
+@lowers(torch.unsqueeze, "Tensor.unsqueeze")
+def _unsqueeze(input, dim):
+    return emit(torch.unsqueeze, input, _dim(dim))
 
 
 @lowers(torch.squeeze, "Tensor.squeeze")
 def _squeeze(input, dim=None):
-    return emit(torch.squeeze, input, dim)
+    return emit(torch.squeeze, input, _dim(dim))
 
 
 @lowers("Tensor.expand")
 def _expand(input, *size):
-    return emit(torch.Tensor.expand, input, _dims(size))
+    return emit(torch.Tensor.expand, input, _sizes(size))
 
 
 @lowers(torch.broadcast_to)
 def _broadcast_to(input, size):
-    return emit(torch.Tensor.expand, input, tuple(size))
+    return emit(torch.Tensor.expand, input, _sizes((size,)))
 
 
 _lowers_directly(torch.Tensor.expand_as, "Tensor.expand_as")
@@ -357,7 +373,7 @@ def canonicalize(traced: fx.GraphModule, inputs: list[fx.Proxy], builder: GraphB
                 result = lowering(*args, **kwargs)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
-        created = _nodes_after(last_before)
+        created = nodes_after(last_before)
         for new_node in created:
             new_node.stack_trace = node.stack_trace
         # The node standing for the traced value keeps the traced name (when it is a new node:
@@ -366,14 +382,6 @@ def canonicalize(traced: fx.GraphModule, inputs: list[fx.Proxy], builder: GraphB
             result.node._rename(node.name)
         env[node] = result
     raise AssertionError("a traced graph always ends with an output node")
-
-
-def _nodes_after(node: fx.Node) -> list[fx.Node]:
-    nodes = []
-    while node.next.op != "root":
-        node = node.next
-        nodes.append(node)
-    return nodes
 
 
 def traced_target(node: fx.Node) -> Callable | str:

@@ -31,7 +31,9 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         return node
 
     def placeholder(self, name: str, val: Any) -> fx.Proxy:
+        """A new argument of the graph, named `name` or, if that is taken, `name_1`, ..."""
         proxy = self.create_proxy("placeholder", name, (), {}, name=name)
+        proxy.node.target = proxy.node.name  # fx writes the argument from the target: keep them unique
         proxy.node.meta["val"] = val
         return proxy
 
@@ -63,6 +65,11 @@ def node_of(x: Any) -> Any:
     return x.node if isinstance(x, fx.Proxy) else x
 
 
+def is_tensor(x: Any) -> bool:
+    """Whether a Proxy (or value) stands for a tensor, not a number or a size."""
+    return isinstance(value(x), torch.Tensor)
+
+
 def to_meta(x: Any) -> Any:
     """Replace tensors by shape-and-dtype-only tensors on the meta device."""
     return map_aggregate(x, lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t)
@@ -74,9 +81,21 @@ def is_differentiable(val: Any) -> bool:
 
 
 def carries_gradient(val: Any) -> bool:
-    """Whether a gradient can flow through a value: a floating-point or complex tensor.
+    """Whether a gradient can flow through a value: a floating-point or complex tensor, or a
+    tuple holding one (`x.max(1)`).
 
     Integer and boolean tensors (indices, masks) carry none. Complex ones do, and fxgrad refuses
     them where they meet a rule rather than drop their gradient silently.
     """
+    if isinstance(val, (tuple, list)):
+        return any(carries_gradient(v) for v in val)
     return isinstance(val, torch.Tensor) and (val.is_floating_point() or val.is_complex())
+
+
+def nodes_after(node: fx.Node) -> list[fx.Node]:
+    """The nodes that follow `node` in its graph, in order."""
+    nodes = []
+    while node.next.op != "root":
+        node = node.next
+        nodes.append(node)
+    return nodes

@@ -80,7 +80,11 @@ def _rule_for(node: fx.Node, depends_on_wrt: set[fx.Node]):
     """The canonical op whose rule applies to `node`; refuses ops without one, and complex values."""
     op = node.meta.get("fxgrad_op")
     if op not in RULES:
-        name = op_name(op or node.meta.get("fxgrad_source_target") or node.target)
+        # `x.max(1)[0]`: name the op that made the tuple, not the indexing into it
+        source = node.args[0] if node.args else None
+        if isinstance(source, fx.Node) and isinstance(value(source), (tuple, list)):
+            node = source
+        name = op_name(node.meta.get("fxgrad_op") or node.meta.get("fxgrad_source_target") or node.target)
         raise UnsupportedOpError(name, source_location(node), supported_ops())
     if any(value(arg).is_complex() for arg in node.all_input_nodes if arg in depends_on_wrt) or value(node).is_complex():
         raise UnsupportedOpError(f"{op_name(op)} on complex tensors", source_location(node), supported_ops())

@@ -40,7 +40,7 @@ def assert_matches_autograd(fn, bwd, inputs, seed: int = 1) -> None:
             continue
         assert d is not None, f"input {i}: no gradient returned"
         assert d.shape == e.shape and d.dtype == e.dtype, f"input {i}: {d.shape}/{d.dtype} != {e.shape}/{e.dtype}"
-        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10, msg=lambda m: f"input {i}: {m}")
+        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10, equal_nan=True, msg=lambda m: f"input {i}: {m}")
 
 
 def with_derived_backward(fn, bwd):

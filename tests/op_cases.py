@@ -74,6 +74,7 @@ CASES = [
     case("torch.permute", lambda x: torch.permute(x, (2, 0, 1)), (2, 3, 4)),
     case("Tensor.permute", lambda x: x.permute(1, 2, 0), (2, 3, 4)),
     case("Tensor.permute tuple", lambda x: x.permute((1, 0)), (2, 3)),
+    case("Tensor.permute 0-d", lambda x: x.permute(()), ()),
     # arithmetic, with broadcasting, scalars and 0-d tensors
     case("torch.add broadcast", torch.add, (2, 3), (3,)),
     case("+ size-1 dims", operator.add, (2, 1, 3), (4, 1)),
@@ -114,6 +115,8 @@ CASES = [
     case("** tensor broadcast", operator.pow, (3, 1), (4,), domain="positive"),
     case("torch.pow", lambda x: torch.pow(x, 2), (2, 3)),
     case("Tensor.pow tensor", lambda a, b: a.pow(b), (2, 3), (), domain="positive"),
+    case("** size read in the function", lambda x: x**x.ndim, (2, 3)),
+    case("zero **", lambda x: 0.0**x, (2, 3), domain="positive"),
     case("torch.square", torch.square, (2, 3)),
     case("Tensor.square", lambda x: x.square(), ()),
     # elementwise functions
@@ -148,6 +151,7 @@ CASES = [
     case("torch.log_softmax", lambda x: torch.log_softmax(x, 0), (3,)),
     case("F.log_softmax", lambda x: F.log_softmax(x, dim=-1), (2, 3)),
     case("Tensor.log_softmax", lambda x: x.log_softmax(-2), (2, 3, 4)),
+    case("Tensor.softmax dim from dim()", lambda x: x.softmax(x.dim() - 1), (2, 3)),
     # reductions
     case("torch.sum", torch.sum, (2, 3)),
     case("torch.sum 0-d", torch.sum, ()),
@@ -155,6 +159,7 @@ CASES = [
     case("Tensor.sum dims keepdim", lambda x: x.sum((0, 2), keepdim=True), (2, 3, 4)),
     case("Tensor.sum list dims", lambda x: x.sum([-1, 0]), (2, 3, 4)),
     case("Tensor.sum all keepdim", lambda x: x.sum(dim=(), keepdim=True), (2, 3)),
+    case("Tensor.sum dim from ndim", lambda x: x.sum(x.ndim - 1), (2, 3)),
     case("torch.mean", torch.mean, (2, 3)),
     case("torch.mean dim", lambda x: torch.mean(x, -1, keepdim=True), (2, 3)),
     case("Tensor.mean dims", lambda x: x.mean((0, 1)), (2, 3, 4)),
@@ -162,6 +167,8 @@ CASES = [
     # views and reshapes
     case("torch.reshape", lambda x: torch.reshape(x, (3, 2)), (2, 3)),
     case("Tensor.reshape", lambda x: x.reshape(-1), (2, 3)),
+    case("Tensor.reshape to 0-d", lambda x: x.reshape(()), (1,)),
+    case("torch.reshape to y.shape", lambda x, y: torch.reshape(x, y.shape) * y, (2, 3), (3, 2)),
     case("Tensor.view", lambda x: x.view(2, 3, 1), (6,)),
     case("Tensor.view size()", lambda x: x.view(x.size(0), -1), (2, 3, 4)),
     case("torch.flatten", lambda x: torch.flatten(x, 1), (2, 3, 4)),
@@ -174,6 +181,7 @@ CASES = [
     case("Tensor.expand -1", lambda x: x.expand(-1, 4), (3, 1)),
     case("Tensor.expand_as", lambda x, y: x.expand_as(y) * y, (1, 3), (2, 3)),
     case("torch.broadcast_to", lambda x: torch.broadcast_to(x, (2, 3)), ()),
+    case("torch.broadcast_to y.shape", lambda x, y: torch.broadcast_to(x, y.shape) * y, (3,), (2, 3)),
     # gradient stops
     case("torch.detach", lambda x, y: torch.detach(x) * y, (2, 3), (2, 3), gradcheck=False),
     case("Tensor.detach", lambda x, y: x * y.detach(), (2, 3), (3,), gradcheck=False),

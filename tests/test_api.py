@@ -24,6 +24,14 @@ def randn(*shape):
         pytest.param(lambda x: x * (x > 0), (randn(2, 3),), id="mask from a comparison"),
         pytest.param(lambda x, i: x.sum(-1) * x.size(i.ndim) / x.shape[0], (randn(2, 3), torch.tensor(1)),
                      id="sizes read in the function"),
+        pytest.param(lambda x: (x.exp(), x.exp()), (randn(2, 3),), id="same node returned twice"),
+        pytest.param(lambda x: (x, x), (randn(2, 3),), id="input returned twice"),
+        pytest.param(lambda x, grad_x: (x * grad_x, x), (randn(3), randn(3)), id="input named like a gradient"),
+        pytest.param(lambda x: (-2.0) ** x, (randn(3),), id="negative base: nan as torch"),
+        pytest.param(torch.relu, (torch.tensor([float("nan"), 1.0, -1.0, 0.0], dtype=torch.float64),),
+                     id="relu at nan and 0 as torch"),
+        pytest.param(lambda x: x.mean(0), (randn(3, 0),), id="mean of empty"),
+        pytest.param(lambda x, y: x**y, (torch.rand(3) + 0.5, randn(3)), id="float32 base, float64 exponent"),
     ],
 )
 def test_contract_cases_match_autograd(fn, inputs):

@@ -21,4 +21,4 @@ def transpose(g, input, dim0, dim1):
 def permute(g, input, dims):
     ndim = len(dims)
     inverse = sorted(range(ndim), key=lambda i: dims[i] % ndim)
-    return g.permute(*inverse)
+    return g.permute(*inverse) if ndim else g

@@ -1,7 +1,7 @@
 """Elementwise arithmetic and activations.
 
-Arguments may be Python numbers (`2 * x`, `x ** 2`); the gradient computed for a number is
-discarded by the engine, so the formulas need no special case for it.
+Arguments may be Python numbers (`2 * x`, `x ** 2`), or sizes read at run time; the gradient
+computed for them is discarded by the engine, so most formulas need no special case for it.
 """
 
 import math
@@ -9,6 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..graph import is_tensor, value
 from . import rule
 
 
@@ -41,15 +42,19 @@ def neg(g, input):
 @rule(torch.pow)
 def pow(g, input, exponent, *, out):
     # d aᵇ/da = b·aᵇ⁻¹, and 0 where b = 0 (even at a = 0, as torch defines it)
-    if isinstance(exponent, torch.fx.Proxy):
+    if is_tensor(exponent):
         grad_input = g * torch.where(exponent == 0, 0.0, exponent * input ** (exponent - 1))
     else:
-        grad_input = None if exponent == 0 else g * exponent * input ** (exponent - 1)
-    # d aᵇ/db = aᵇ·log(a), and 0 where a = 0 and b ≥ 0 (the limit, as torch defines it)
-    if not isinstance(exponent, torch.fx.Proxy):
+        grad_input = None if value(exponent) == 0 else g * exponent * input ** (exponent - 1)
+    if not is_tensor(exponent):
         return grad_input, None
-    if not isinstance(input, torch.fx.Proxy):
-        return grad_input, g * out * math.log(input)
+    # d aᵇ/db = aᵇ·log(a), and 0 where a = 0 and b ≥ 0 (the limit, as torch defines it)
+    if not is_tensor(input):
+        if input == 0:
+            return grad_input, g * torch.where(exponent >= 0, 0.0, out * -math.inf)
+        return grad_input, g * out * (math.log(input) if input > 0 else math.nan)
+    if value(input).dtype != value(out).dtype:  # take the log at the result's precision
+        input = input.to(value(out).dtype)
     return grad_input, g * torch.where((input == 0) & (exponent >= 0), 0.0, out * torch.log(input))
 
 
@@ -92,7 +97,7 @@ def sigmoid(g, input, *, out):
 @rule(torch.relu)
 def relu(g, input, *, out):
     # 0 where the output is 0 (at x = 0 too), as torch's threshold_backward does
-    return torch.where(out > 0, g, 0.0)
+    return torch.where(out <= 0, 0.0, g)
 
 
 @rule(F.silu)

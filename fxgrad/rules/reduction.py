@@ -2,7 +2,7 @@
 
 import torch
 
-from ..shapes import unreduce
+from ..shapes import reduced_dims, unreduce
 from . import rule
 
 
@@ -12,6 +12,15 @@ def sum(g, input, dim, keepdim):
 
 
 @rule(torch.mean)
-def mean(g, input, dim, keepdim, *, out):
-    # the count of reduced elements, read at run time so the code holds for other sizes
-    return unreduce(g, input, dim, keepdim) / (input.numel() / out.numel())
+def mean(g, input, dim, keepdim):
+    return unreduce(g, input, dim, keepdim) / reduced_count(input, dim)
+
+
+def reduced_count(input, dim):
+    """How many elements each mean averages, read from `input` at run time."""
+    if dim is None:
+        return input.numel()
+    count = 1
+    for d in reduced_dims(input, dim):
+        count = count * input.size(d)
+    return count

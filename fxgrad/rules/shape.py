@@ -6,12 +6,12 @@ from . import rule
 
 
 @rule(torch.reshape, torch.flatten, torch.unsqueeze, torch.squeeze)
-def reshape(g, input, *shape):
+def reshape(g, input, *shape_arguments):
     return g.reshape(input.shape)
 
 
 @rule(torch.Tensor.expand, torch.Tensor.expand_as)
-def expand(g, input, size):
+def expand(g, input, size_or_other):
     return g  # the engine sums the gradient back to the input's shape
 
 
