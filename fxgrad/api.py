@@ -7,14 +7,22 @@ from typing import Callable, Sequence
 import torch
 import torch.fx as fx
 
+from . import emit, simplify as simplifier
 from .canon import canonicalize
 from .errors import FxgradError
-from .graph import GraphBuilder, is_differentiable, to_meta, value
+from .graph import FORWARD, GRADIENT_OF, GraphBuilder, is_differentiable, nodes_after, to_meta, value
 from .reverse import reverse
 from .trace import trace
 
 
-def derive(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequence[int] | None = None) -> fx.GraphModule:
+def derive(
+    fn: Callable,
+    example_inputs: Sequence[torch.Tensor],
+    *,
+    wrt: Sequence[int] | None = None,
+    simplify: bool = True,
+    provenance: bool = True,
+) -> fx.GraphModule:
     """Derive the closed-form backward of `fn` as a readable `torch.fx.GraphModule`.
 
     `fn` takes tensors and returns a tensor or a tuple of tensors. The result is called as
@@ -22,6 +30,9 @@ def derive(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequenc
     entry per input: its gradient if it is a floating-point input in `wrt` (default: all of
     them), else `None`. It recomputes the forward values it needs, so it holds no state and is
     right for any inputs of the shapes it was derived at. It contains only ordinary torch ops.
+
+    `simplify=False` skips the algebraic simplification, to see or measure what it gains;
+    `provenance=False` leaves out the comments naming the forward line of each statement.
 
     Example:
         >>> import torch, fxgrad
@@ -40,26 +51,32 @@ def derive(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequenc
     if len(placeholders) != len(inputs):
         raise FxgradError(
             f"`{getattr(fn, '__name__', fn)}` takes {len(placeholders)} arguments "
-            f"({', '.join(p.name for p in placeholders)}) but {len(inputs)} example inputs were given"
+            f"({', '.join(p.target for p in placeholders)}) but {len(inputs)} example inputs were given"
         )
-    traced_outputs = _traced_outputs(traced)
 
     graph = fx.Graph()
     builder = GraphBuilder(graph, traced)
     input_proxies = [builder.placeholder(p.target, x) for p, x in zip(placeholders, inputs)]
-    grad_proxies = [builder.placeholder(f"grad_{out.name}", None) for out in traced_outputs]
+    # One incoming gradient per output, named once the outputs have their names.
+    grad_proxies = [builder.placeholder("grad_out", None) for _ in _traced_outputs(traced)]
     first_forward_node = graph._root.prev
     outputs = canonicalize(traced, input_proxies, builder)
     outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
     _check_outputs(fn, outputs)
+    forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
+    for node in forward:
+        node.meta[FORWARD] = True
+    emit.name_forward_values(forward, outputs)
 
     # From here on only shapes and dtypes matter: drop the example values.
     for node in graph.nodes:
         node.meta["val"] = to_meta(node.meta["val"])
     for grad, output in zip(grad_proxies, outputs):
         grad.node.meta["val"] = to_meta(value(output))
+        grad.node._rename(f"grad_{output.node.name}")
+        grad.node.target = grad.node.name
+        grad.node.meta[GRADIENT_OF] = output.node
 
-    forward = [p.node for p in input_proxies] + _nodes_after(first_forward_node)
     differentiated = [input_proxies[i] for i in wrt if is_differentiable(inputs[i])]
     grads = dict(zip(differentiated, reverse(builder, forward, zip(outputs, grad_proxies), differentiated)))
 
@@ -73,6 +90,12 @@ def derive(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequenc
             results.append(grads[proxy])
     graph.output(tuple(r.node if isinstance(r, fx.Proxy) else r for r in results))
     graph.eliminate_dead_code()
+    input_nodes = [p.node for p in input_proxies]
+    if simplify:
+        simplifier.simplify(graph, builder)
+        simplifier.finish(graph, input_nodes)
+    emit.name_gradients(graph, input_nodes)
+    graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     graph.lint()
     return fx.GraphModule(traced, graph, class_name="Backward")
 
@@ -94,7 +117,7 @@ def _check_wrt(wrt, n_inputs: int) -> list[int]:
         return list(range(n_inputs))
     indices = [wrt] if isinstance(wrt, int) else list(wrt)
     for i in indices:
-        if not isinstance(i, int) or not -n_inputs <= i < n_inputs:
+        if not isinstance(i, int) or isinstance(i, bool) or not -n_inputs <= i < n_inputs:
             raise FxgradError(f"wrt names input {i!r}, but the function has {n_inputs} inputs (indices 0..{n_inputs - 1})")
     return sorted({i % n_inputs for i in indices})
 
@@ -112,11 +135,3 @@ def _check_outputs(fn: Callable, outputs: list) -> None:
                 f"`{getattr(fn, '__name__', fn)}` must return a tensor or a tuple of tensors; "
                 f"its output {i} is {type(value(out)).__name__}"
             )
-
-
-def _nodes_after(node: fx.Node) -> list[fx.Node]:
-    nodes = []
-    while node.next.op != "root":
-        node = node.next
-        nodes.append(node)
-    return nodes

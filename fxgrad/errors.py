@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import torch.fx as fx
 
@@ -32,11 +33,25 @@ class UnsupportedOpError(FxgradError):
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n\s*(?P<code>.*)')
 
 
-def source_location(node: fx.Node) -> str:
-    """Where in the user's source `node` was recorded, e.g. `attn line 3 (lab.py): x = q @ k.mT`."""
+class Frame(NamedTuple):
+    file: str
+    line: int
+    func: str
+    code: str
+
+
+def last_frame(node: fx.Node) -> Frame | None:
+    """The innermost frame of the user's code that recorded `node`, if one was recorded."""
     frames = list(_FRAME.finditer(node.stack_trace or ""))
     if not frames:
-        return f"graph node `{node.name}` (no source line recorded)"
+        return None
     last = frames[-1]
-    file = last["file"].rsplit("/", 1)[-1]
-    return f"{last['func']} line {last['line']} ({file}): {last['code'].strip()}"
+    return Frame(last["file"], int(last["line"]), last["func"], last["code"].strip())
+
+
+def source_location(node: fx.Node) -> str:
+    """Where in the user's source `node` was recorded, e.g. `attn line 3 (lab.py): x = q @ k.mT`."""
+    frame = last_frame(node)
+    if frame is None:
+        return f"graph node `{node.name}` (no source line recorded)"
+    return f"{frame.func} line {frame.line} ({frame.file.rsplit('/', 1)[-1]}): {frame.code}"

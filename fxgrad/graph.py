@@ -17,6 +17,13 @@ import torch.fx as fx
 from torch.fx.node import map_aggregate
 
 
+# Keys of node.meta that later stages read.
+FORWARD = "fxgrad_forward"  # a value of the forward function, recomputed by the backward
+USER_NAMED = "fxgrad_user_named"  # a forward value named by the user's source (`x = ...`)
+DERIVED_FROM = "fxgrad_derived_from"  # on a backward node: the forward node whose rule made it
+GRADIENT_OF = "fxgrad_gradient_of"  # on a gradient: the forward value it is a gradient of
+
+
 class GraphBuilder(fx.proxy.GraphAppendingTracer):
     """Appends nodes to `graph`, evaluating each on the values of its arguments."""
 

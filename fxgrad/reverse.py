@@ -14,7 +14,7 @@ import torch.fx as fx
 
 from .canon import op_name, supported_ops
 from .errors import UnsupportedOpError, source_location
-from .graph import GraphBuilder, carries_gradient, value
+from .graph import DERIVED_FROM, GRADIENT_OF, GraphBuilder, carries_gradient, nodes_after, value
 from .rules import RULES, WANTS_OUT
 from .shapes import fit_to
 
@@ -34,16 +34,14 @@ def reverse(
     seeds = [(output.node, grad) for output, grad in seeds if isinstance(output, fx.Proxy)]
     depends_on_wrt = _nodes_depending_on(forward, {p.node for p in wrt})
     cotangents: dict[fx.Node, fx.Proxy] = {}
-    forward_nodes = set(forward)
 
     def accumulate(node: fx.Node, grad: fx.Proxy) -> None:
         grad = fit_to(grad, builder.proxy(node))
         previous = cotangents.get(node)
         if previous is not None:
             grad = previous + grad
-        # A gradient computed here is named after its value; a reused one keeps its name.
-        if grad.node not in forward_nodes and grad.node.op != "placeholder" and not grad.node.name.startswith("grad_"):
-            grad.node._rename(f"grad_{node.name}")
+        if grad.node.op != "placeholder":
+            grad.node.meta.setdefault(GRADIENT_OF, node)  # a reused gradient keeps what it was
         cotangents[node] = grad
 
     for output, grad in seeds:
@@ -55,6 +53,7 @@ def reverse(
         if grad is None or node.op == "placeholder":
             continue
         op = _rule_for(node, depends_on_wrt)
+        last_before = builder.graph._root.prev
         args = [builder.proxy(a) if isinstance(a, fx.Node) else a for a in node.meta["fxgrad_args"]]
         kwargs = {"out": builder.proxy(node)} if op in WANTS_OUT else {}
         input_grads = RULES[op](grad, *args, **kwargs)
@@ -63,6 +62,8 @@ def reverse(
         for arg, input_grad in zip(node.meta["fxgrad_args"], input_grads):
             if input_grad is not None and isinstance(arg, fx.Node) and arg in depends_on_wrt:
                 accumulate(arg, input_grad)
+        for new_node in nodes_after(last_before):
+            new_node.meta[DERIVED_FROM] = node
 
     return [cotangents.get(p.node) for p in wrt]
 

@@ -22,6 +22,9 @@ class OpCase:
     domain: str = "real"
     # False where the gradient deliberately differs from finite differences (detach)
     gradcheck: bool = True
+    # True where the function itself has sizes written out (`x.view(2, 3)`), so it only runs
+    # at the example's sizes
+    literal_sizes: bool = False
 
     def inputs(self, seed: int = 0, scale: int = 1) -> tuple[torch.Tensor, ...]:
         """Float64 inputs; `scale` multiplies every size but the broadcast 1s."""
@@ -38,8 +41,8 @@ class OpCase:
         return tuple(tensors)
 
 
-def case(name, fn, *shapes, domain="real", gradcheck=True):
-    return OpCase(name, fn, tuple(shapes), domain, gradcheck)
+def case(name, fn, *shapes, domain="real", gradcheck=True, literal_sizes=False):
+    return OpCase(name, fn, tuple(shapes), domain, gradcheck, literal_sizes)
 
 
 CASES = [
@@ -165,11 +168,11 @@ CASES = [
     case("Tensor.mean dims", lambda x: x.mean((0, 1)), (2, 3, 4)),
     case("Tensor.mean size-1 dim", lambda x: x.mean(1), (2, 1, 3)),
     # views and reshapes
-    case("torch.reshape", lambda x: torch.reshape(x, (3, 2)), (2, 3)),
+    case("torch.reshape", lambda x: torch.reshape(x, (3, 2)), (2, 3), literal_sizes=True),
     case("Tensor.reshape", lambda x: x.reshape(-1), (2, 3)),
     case("Tensor.reshape to 0-d", lambda x: x.reshape(()), (1,)),
     case("torch.reshape to y.shape", lambda x, y: torch.reshape(x, y.shape) * y, (2, 3), (3, 2)),
-    case("Tensor.view", lambda x: x.view(2, 3, 1), (6,)),
+    case("Tensor.view", lambda x: x.view(2, 3, 1), (6,), literal_sizes=True),
     case("Tensor.view size()", lambda x: x.view(x.size(0), -1), (2, 3, 4)),
     case("torch.flatten", lambda x: torch.flatten(x, 1), (2, 3, 4)),
     case("Tensor.flatten", lambda x: x.flatten(), (2, 3)),
@@ -177,10 +180,10 @@ CASES = [
     case("Tensor.unsqueeze", lambda x: x.unsqueeze(-1), ()),
     case("torch.squeeze", torch.squeeze, (1, 3, 1)),
     case("Tensor.squeeze dim", lambda x: x.squeeze(0), (1, 3)),
-    case("Tensor.expand", lambda x: x.expand(2, 3, 4), (3, 1)),
-    case("Tensor.expand -1", lambda x: x.expand(-1, 4), (3, 1)),
+    case("Tensor.expand", lambda x: x.expand(2, 3, 4), (3, 1), literal_sizes=True),
+    case("Tensor.expand -1", lambda x: x.expand(-1, 4), (3, 1), literal_sizes=True),
     case("Tensor.expand_as", lambda x, y: x.expand_as(y) * y, (1, 3), (2, 3)),
-    case("torch.broadcast_to", lambda x: torch.broadcast_to(x, (2, 3)), ()),
+    case("torch.broadcast_to", lambda x: torch.broadcast_to(x, (2, 3)), (), literal_sizes=True),
     case("torch.broadcast_to y.shape", lambda x, y: torch.broadcast_to(x, y.shape) * y, (3,), (2, 3)),
     # gradient stops
     case("torch.detach", lambda x, y: torch.detach(x) * y, (2, 3), (2, 3), gradcheck=False),

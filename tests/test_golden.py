@@ -10,7 +10,7 @@ import fxgrad
 from examples.seeds import EXAMPLES, example_inputs
 
 GOLDEN = Path(__file__).parent / "golden"
-PINNED = ["attn"]
+PINNED = list(EXAMPLES)
 
 
 @pytest.mark.parametrize("name", PINNED)

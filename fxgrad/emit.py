@@ -1,0 +1,270 @@
+"""Readable output: the user's names, provenance comments, and code printed as a person writes it.
+
+- `name_forward_values` gives forward values the names the user's source assigns them
+  (`x = torch.matmul(q, k.transpose(0, 1))` → `x`) and names the outputs after the variables
+  the function returns.
+- `name_gradients` names each returned gradient `grad_<input>` and each remaining
+  gradient statement `grad_<value>`.
+- `ReadableCodeGen` prints the graph: single-use intermediates are written inside the
+  expression that uses them (`grad_x = grad_a * (1 - a * a)`), an accumulated gradient reuses its
+  variable (`grad_a = grad_a + grad_o @ v.mT`), and each group of statements carries a comment
+  naming the line of the forward it comes from. The printed code is the code the GraphModule runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch.fx.graph import PythonCode, _Namespace
+
+from .canon import op_name
+from .errors import last_frame
+from .graph import DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED
+
+# Expressions longer than this are given a name of their own rather than nested.
+_MAX_NESTED_LENGTH = 48
+
+
+# ---------------------------------------------------------------------------------------------
+# Names.
+
+
+def name_forward_values(forward: list[fx.Node], outputs: list[Any]) -> None:
+    """Rename forward nodes after the variables the user's source assigns them to."""
+    last_on_line: dict[tuple, fx.Node] = {}
+    for node in forward:
+        if node.op != "placeholder" and isinstance(node.meta.get("val"), torch.Tensor):
+            frame = last_frame(node)
+            if frame is not None:
+                last_on_line[(frame.file, frame.line, frame.func)] = node
+    for (_, _, _), node in last_on_line.items():
+        name = _assigned_name(last_frame(node).code)
+        if name is not None:
+            node._rename(name)
+            node.meta[USER_NAMED] = True
+    for out, name in zip(outputs, _returned_names(outputs)):
+        if isinstance(out, fx.Proxy) and out.node.op != "placeholder" and not out.node.meta.get(USER_NAMED):
+            out.node._rename(name)
+            out.node.meta[USER_NAMED] = True
+
+
+def _assigned_name(code: str) -> str | None:
+    """`x` for a line `x = ...` or `x: T = ...`; None for anything else."""
+    try:
+        statement = ast.parse(code.strip()).body[0]
+    except (SyntaxError, IndexError):
+        return None
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target = statement.targets[0]
+    elif isinstance(statement, ast.AnnAssign):
+        target = statement.target
+    else:
+        return None
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def _returned_names(outputs: list[Any]) -> list[str]:
+    """Names for the outputs that have none: `out`, or `out0`, `out1`, ... for several."""
+    if len(outputs) == 1:
+        return ["out"]
+    return [f"out{i}" for i in range(len(outputs))]
+
+
+def name_gradients(graph: fx.Graph, inputs: list[fx.Node]) -> None:
+    """`grad_<input>` for each returned gradient; `grad_<value>` for other gradient nodes."""
+    output = next(node for node in graph.nodes if node.op == "output")
+    returned = set()
+    for node, input in zip(output.args[0], inputs):
+        if _renamable(node) and node not in returned:
+            node._rename(f"grad_{input.name}")
+            returned.add(node)
+    for node in graph.nodes:
+        gradient_of = node.meta.get(GRADIENT_OF)
+        if gradient_of is not None and node not in returned and _renamable(node):
+            if not node.name.startswith(f"grad_{gradient_of.name}"):
+                node._rename(f"grad_{gradient_of.name}")
+
+
+def _renamable(node: Any) -> bool:
+    return isinstance(node, fx.Node) and node.op in ("call_function", "call_method") and not node.meta.get(USER_NAMED)
+
+
+def op_counts(graph: fx.Graph) -> dict[str, int]:
+    """How many ops (call nodes) a derived graph runs: `forward` ones it recomputes and
+    `backward` ones it adds; and `backward_statements`, the lines it prints the latter in."""
+    calls = [node for node in graph.nodes if node.op in ("call_function", "call_method")]
+    forward = sum(1 for node in calls if node.meta.get(FORWARD))
+    _, statements, _ = _lay_out(list(graph.nodes), _Printer(_Namespace(), "self"))
+    backward_statements = sum(1 for node, _ in statements if not node.meta.get(FORWARD))
+    return {"forward": forward, "backward": len(calls) - forward, "backward_statements": backward_statements}
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing.
+
+_BINARY = {operator.add: ("+", 12), operator.sub: ("-", 12), operator.mul: ("*", 13),
+           operator.truediv: ("/", 13), operator.floordiv: ("//", 13), operator.mod: ("%", 13),
+           operator.matmul: ("@", 13), operator.pow: ("**", 15), operator.and_: ("&", 9),
+           operator.or_: ("|", 7), operator.xor: ("^", 8), operator.gt: (">", 6), operator.lt: ("<", 6),
+           operator.ge: (">=", 6), operator.le: ("<=", 6), operator.eq: ("==", 6), operator.ne: ("!=", 6)}
+_UNARY = {operator.neg: ("-", 14), operator.invert: ("~", 14)}
+_ATOM = 16  # names, calls, attributes, subscripts
+
+
+class ReadableCodeGen(fx.graph.CodeGen):
+    """Prints a derived graph as readable Python; the GraphModule runs what it prints."""
+
+    def __init__(self, provenance: bool = True):
+        super().__init__()
+        self.provenance = provenance
+
+    def _gen_python_code(self, nodes, root_module: str, namespace, **_: Any) -> PythonCode:
+        printer = _Printer(namespace, root_module)
+        parameters, statements, returned = _lay_out(list(nodes), printer)
+        body, last_source = [], None
+        for node, text in statements:
+            source = _provenance(node)
+            if self.provenance and source is not None and source != last_source:
+                body.append(f"# from {source}")
+                last_source = source
+            body.append(text)
+        body.append(f"return {returned}")
+        code = "\n".join(f"    {line}" for line in body)
+        src = f"\n\n\ndef forward(self, {', '.join(parameters)}):\n{code}\n    "
+        return PythonCode(src, printer.globals, None)
+
+
+def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list[tuple[fx.Node, str]], str]:
+    """The parameters, the statements (node, `name = expression`) and the returned expression."""
+    for node in nodes:
+        printer.namespace.create_name(node.name, node)  # reserve every node's name before globals
+    parameters, statements, returned = [], [], "None"
+    for node in nodes:
+        if node.op == "placeholder":
+            printer.names[node] = printer.namespace.create_name(node.name, node)
+            parameters.append(printer.names[node])
+        elif node.op == "output":
+            returned = printer.render(node.args[0])[0]
+        else:
+            expression = printer.expression(node)
+            if _nests(node, expression[0]):
+                printer.nested[node] = expression
+            else:
+                printer.name_statement(node)
+                statements.append((node, f"{printer.names[node]} = {expression[0]}"))
+    return parameters, statements, returned
+
+
+def _nests(node: fx.Node, text: str) -> bool:
+    """Whether `node` is written inside its only user's expression instead of as a statement:
+    an unnamed intermediate, used once, short enough to read in place."""
+    users = list(node.users)
+    return (len(users) == 1 and users[0].op != "output" and not node.meta.get(USER_NAMED)
+            and GRADIENT_OF not in node.meta and len(text) <= _MAX_NESTED_LENGTH)
+
+
+def _provenance(node: fx.Node) -> str | None:
+    """`attn line 17: x = torch.matmul(q, k.transpose(0, 1))`, the forward line `node` comes from."""
+    frame = last_frame(node.meta.get(DERIVED_FROM, node))
+    if frame is None:
+        return None
+    return f"{frame.func} line {frame.line}: {frame.code}" if frame.code else f"{frame.func} line {frame.line}"
+
+
+class _Printer:
+    def __init__(self, namespace, root_module: str):
+        self.namespace = namespace
+        self.root_module = root_module
+        self.names: dict[fx.Node, str] = {}
+        self.nested: dict[fx.Node, tuple[str, int]] = {}
+        self.globals: dict[str, Any] = {}
+
+    def name_statement(self, node: fx.Node) -> None:
+        """The variable a statement assigns: its own name, or that of the partial gradient it
+        accumulates onto when nothing else reads that one (`grad_a = grad_a + ...`)."""
+        previous = node.args[0] if node.target is operator.add and node.args else None
+        if (isinstance(previous, fx.Node) and previous in self.names and len(previous.users) == 1
+                and previous.meta.get(GRADIENT_OF) is not None
+                and previous.meta.get(GRADIENT_OF) is node.meta.get(GRADIENT_OF)):
+            self.names[node] = self.names[previous]
+        else:
+            self.names[node] = self.namespace.create_name(node.name, node)
+
+    def global_name(self, obj: Any) -> str:
+        """How the code refers to a function: `torch.tanh`, or a name bound in its globals."""
+        name = op_name(obj)
+        if name.startswith("torch."):
+            root = self.namespace.create_name("torch", torch)
+            self.globals[root] = torch
+            return root + name[len("torch"):]
+        hint = getattr(obj, "__name__", "fn")
+        key = self.namespace.create_name(hint, obj)
+        self.globals[key] = obj
+        return key
+
+    def render(self, arg: Any) -> tuple[str, int]:
+        """An argument as source text, with the precedence of its outermost operator."""
+        if isinstance(arg, fx.Node):
+            if arg in self.nested:
+                return self.nested[arg]
+            return self.names[arg], _ATOM
+        if isinstance(arg, tuple):
+            items = [self.render(a)[0] for a in arg]
+            return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})", _ATOM
+        if isinstance(arg, list):
+            return f"[{', '.join(self.render(a)[0] for a in arg)}]", _ATOM
+        if isinstance(arg, slice):
+            parts = [self.render(p)[0] if p is not None else "" for p in (arg.start, arg.stop, arg.step)]
+            return ":".join(parts[:2] if arg.step is None else parts), _ATOM
+        if isinstance(arg, float) and not math.isfinite(arg):
+            text = f"float('{'nan' if math.isnan(arg) else 'inf'}')"
+            return ("-" + text, _UNARY[operator.neg][1]) if arg < 0 else (text, _ATOM)
+        if isinstance(arg, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
+            root = self.namespace.create_name("torch", torch)
+            self.globals[root] = torch
+            text = str(arg) if isinstance(arg, torch.dtype) else f"torch.{arg!r}"
+            return root + text[len("torch"):], _ATOM
+        if arg is Ellipsis:
+            return "...", _ATOM
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool) and arg < 0:
+            return repr(arg), _UNARY[operator.neg][1]
+        return repr(arg), _ATOM
+
+    def operand(self, arg: Any, at_least: int) -> str:
+        text, precedence = self.render(arg)
+        return text if precedence >= at_least else f"({text})"
+
+    def call_arguments(self, args: tuple, kwargs: dict) -> str:
+        parts = [self.render(a)[0] for a in args]
+        parts += [f"{key}={self.render(v)[0]}" for key, v in kwargs.items()]
+        return ", ".join(parts)
+
+    def expression(self, node: fx.Node) -> tuple[str, int]:
+        """The right-hand side computing `node`, with its precedence."""
+        target, args, kwargs = node.target, node.args, node.kwargs
+        if node.op == "get_attr":
+            return f"{self.root_module}.{target}", _ATOM
+        if node.op == "call_method":
+            return f"{self.operand(args[0], _ATOM)}.{target}({self.call_arguments(args[1:], kwargs)})", _ATOM
+        if target in _BINARY and not kwargs:
+            symbol, precedence = _BINARY[target]
+            right_associative = target is operator.pow
+            left = self.operand(args[0], precedence + right_associative)
+            right = self.operand(args[1], precedence + (not right_associative))
+            return f"{left} {symbol} {right}", precedence
+        if target in _UNARY and not kwargs:
+            symbol, precedence = _UNARY[target]
+            return f"{symbol}{self.operand(args[0], precedence)}", precedence
+        if target is getattr and isinstance(args[1], str) and re.fullmatch(r"\w+", args[1]):
+            return f"{self.operand(args[0], _ATOM)}.{args[1]}", _ATOM
+        if target is operator.getitem:
+            index = args[1]
+            text = ", ".join(self.render(i)[0] for i in index) if isinstance(index, tuple) and index else self.render(index)[0]
+            return f"{self.operand(args[0], _ATOM)}[{text}]", _ATOM
+        return f"{self.global_name(target)}({self.call_arguments(args, kwargs)})", _ATOM
