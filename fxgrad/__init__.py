@@ -1,7 +1,29 @@
 """fxgrad: the closed-form gradient of a PyTorch function, as a readable torch.fx GraphModule."""
 
-from .api import derive
-from .errors import FxgradError, TraceError, UnsupportedOpError
+from .api import Backward, derive
+from .canon import supported_ops
+from .errors import (
+    FxgradError,
+    GradOutputError,
+    InputError,
+    MutationError,
+    OutputError,
+    RandomnessError,
+    TraceError,
+    UnsupportedOpError,
+)
 
-__all__ = ["derive", "FxgradError", "TraceError", "UnsupportedOpError"]
+__all__ = [
+    "derive",
+    "supported_ops",
+    "Backward",
+    "FxgradError",
+    "GradOutputError",
+    "InputError",
+    "MutationError",
+    "OutputError",
+    "RandomnessError",
+    "TraceError",
+    "UnsupportedOpError",
+]
 __version__ = "0.1.0"

@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.fx as fx
 
 from . import emit, simplify as simplifier
 from .canon import canonicalize
-from .errors import FxgradError
+from .errors import GradOutputError, InputError, OutputError
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, is_differentiable, nodes_after, to_meta, value
 from .reverse import reverse
 from .trace import trace
+
+
+class Backward(fx.GraphModule):
+    """A derived backward: `bwd(*inputs, *grad_outputs)` returns one gradient per entry of
+    `grad_names` (the inputs', then a module's parameters'), `None` where none is taken.
+
+    Calls are checked: the number of arguments, and at the derived sizes the shapes of the
+    incoming gradients, so that a mistake reads as a message rather than a deep torch error.
+    """
+
+    grad_names: list[str]
+    input_shapes: list[torch.Size]
+    output_shapes: list[torch.Size]
+    output_names: list[str]
+
+    def __call__(self, *args: Any) -> tuple:
+        n_inputs, n_outputs = len(self.input_shapes), len(self.output_shapes)
+        if len(args) != n_inputs + n_outputs:
+            raise GradOutputError(
+                f"this backward takes the {n_inputs} inputs and then {n_outputs} incoming gradients "
+                f"({', '.join(f'grad_{name}' for name in self.output_names)}), {n_inputs + n_outputs} "
+                f"arguments in all; it was given {len(args)}"
+            )
+        inputs, grad_outputs = args[:n_inputs], args[n_inputs:]
+        at_derived_sizes = all(getattr(x, "shape", None) == shape for x, shape in zip(inputs, self.input_shapes))
+        for name, grad, shape in zip(self.output_names, grad_outputs, self.output_shapes):
+            if not isinstance(grad, torch.Tensor):
+                raise GradOutputError(f"the gradient of output `{name}` must be a tensor, not {type(grad).__name__}")
+            if at_derived_sizes and grad.shape != shape:
+                raise GradOutputError(
+                    f"the gradient of output `{name}` has shape {tuple(grad.shape)}; "
+                    f"it must have the output's shape, {tuple(shape)}"
+                )
+        return super().__call__(*args)
 
 
 def derive(
@@ -22,17 +56,22 @@ def derive(
     wrt: Sequence[int] | None = None,
     simplify: bool = True,
     provenance: bool = True,
-) -> fx.GraphModule:
+    tracer: str = "auto",
+) -> Backward:
     """Derive the closed-form backward of `fn` as a readable `torch.fx.GraphModule`.
 
-    `fn` takes tensors and returns a tensor or a tuple of tensors. The result is called as
-    `bwd(*inputs, *grad_outputs)` (one incoming gradient per output of `fn`) and returns one
-    entry per input: its gradient if it is a floating-point input in `wrt` (default: all of
-    them), else `None`. It recomputes the forward values it needs, so it holds no state and is
-    right for any inputs of the shapes it was derived at. It contains only ordinary torch ops.
+    `fn` is a function or an `nn.Module` that takes tensors and returns a tensor or a tuple of
+    tensors. The result is called as `bwd(*inputs, *grad_outputs)` (one incoming gradient per
+    output of `fn`) and returns the gradients of the inputs, then, for a module, of its
+    parameters in `named_parameters()` order (`bwd.grad_names` lists them): a tensor for each
+    floating-point one in `wrt` (indices into that list; default all), `None` for the rest and
+    for parameters that do not require grad. It recomputes the forward values it needs, reading
+    a module's parameters and buffers as they are when called, and holds no other state.
+    It contains only ordinary torch ops.
 
     `simplify=False` skips the algebraic simplification, to see or measure what it gains;
-    `provenance=False` leaves out the comments naming the forward line of each statement.
+    `provenance=False` leaves out the comments naming the forward line of each statement;
+    `tracer` is "fx", "export", "aten" or "auto" (fx, then export if fx cannot trace).
 
     Example:
         >>> import torch, fxgrad
@@ -45,28 +84,40 @@ def derive(
         torch.Size([3, 2])
     """
     inputs = _check_inputs(example_inputs)
-    wrt = _check_wrt(wrt, len(inputs))
-    traced = trace(fn, len(inputs))
-    placeholders = [node for node in traced.graph.nodes if node.op == "placeholder"]
-    if len(placeholders) != len(inputs):
-        raise FxgradError(
-            f"`{getattr(fn, '__name__', fn)}` takes {len(placeholders)} arguments "
-            f"({', '.join(p.target for p in placeholders)}) but {len(inputs)} example inputs were given"
+    traced = trace(fn, inputs, tracer)
+    placeholders = [node for node in traced.module.graph.nodes if node.op == "placeholder"]
+    parameters = dict(fn.named_parameters()) if isinstance(fn, torch.nn.Module) else {}
+    input_placeholders = [node for node in placeholders if node.target not in traced.parameters]
+    if len(input_placeholders) != len(inputs):
+        raise InputError(
+            f"`{getattr(fn, '__name__', type(fn).__name__)}` takes {len(input_placeholders)} arguments "
+            f"({', '.join(traced.input_names)}) but {len(inputs)} example inputs were given"
         )
+    differentiable = inputs + list(parameters.values())
+    grad_names = [f"grad_{name}" for name in traced.input_names] + [f"grad_{name}" for name in parameters]
+    wrt = _check_wrt(wrt, differentiable, len(inputs), grad_names)
 
     graph = fx.Graph()
-    builder = GraphBuilder(graph, traced)
-    input_proxies = [builder.placeholder(p.target, x) for p, x in zip(placeholders, inputs)]
+    builder = GraphBuilder(graph)
+    input_proxies = [builder.placeholder(name, x) for name, x in zip(traced.input_names, inputs)]
     # One incoming gradient per output, named once the outputs have their names.
-    grad_proxies = [builder.placeholder("grad_out", None) for _ in _traced_outputs(traced)]
+    grad_proxies = [builder.placeholder("grad_out", None) for _ in _traced_outputs(traced.module)]
     first_forward_node = graph._root.prev
-    outputs = canonicalize(traced, input_proxies, builder)
+    parameter_proxies = {name: builder.attribute(name, p) for name, p in parameters.items()}
+    bindings = dict(zip(input_placeholders, input_proxies))
+    for node in traced.module.graph.nodes:
+        if node.op in ("placeholder", "get_attr") and node.target in traced.parameters:
+            bindings[node] = parameter_proxies[traced.parameters[node.target]]
+    # Buffers and constants: a module's own, read live, else the tracer's copies.
+    owners = [fn, traced.module] if isinstance(fn, torch.nn.Module) else [traced.module]
+    outputs = canonicalize(traced.module, bindings, builder, owners)
     outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
     _check_outputs(fn, outputs)
     forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
     for node in forward:
         node.meta[FORWARD] = True
     emit.name_forward_values(forward, outputs)
+    output_shapes = [value(output).shape for output in outputs]
 
     # From here on only shapes and dtypes matter: drop the example values.
     for node in graph.nodes:
@@ -77,49 +128,66 @@ def derive(
         grad.node.target = grad.node.name
         grad.node.meta[GRADIENT_OF] = output.node
 
-    differentiated = [input_proxies[i] for i in wrt if is_differentiable(inputs[i])]
+    differentiable_proxies = input_proxies + list(parameter_proxies.values())
+    differentiated = [differentiable_proxies[i] for i in wrt]
     grads = dict(zip(differentiated, reverse(builder, forward, zip(outputs, grad_proxies), differentiated)))
 
     results = []
-    for proxy in input_proxies:
+    for proxy in differentiable_proxies:
         if proxy not in grads:
             results.append(None)
-        elif grads[proxy] is None:  # no path from this input to an output: its gradient is zero
+        elif grads[proxy] is None:  # no path from this value to an output: its gradient is zero
             results.append(torch.zeros_like(proxy))
         else:
             results.append(grads[proxy])
     graph.output(tuple(r.node if isinstance(r, fx.Proxy) else r for r in results))
     graph.eliminate_dead_code()
-    input_nodes = [p.node for p in input_proxies]
+    differentiable_nodes = [p.node for p in differentiable_proxies]
     if simplify:
         simplifier.simplify(graph, builder)
-        simplifier.finish(graph, input_nodes)
-    emit.name_gradients(graph, input_nodes)
+        simplifier.finish(graph, differentiable_nodes)
+    emit.name_gradients(graph, grad_names)
     graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     graph.lint()
-    return fx.GraphModule(traced, graph, class_name="Backward")
+    bwd = Backward(builder.attributes, graph, class_name="Backward")
+    bwd.grad_names = grad_names
+    bwd.input_shapes = [x.shape for x in inputs]
+    bwd.output_shapes = output_shapes
+    bwd.output_names = [output.node.name for output in outputs]
+    return bwd
 
 
 def _check_inputs(example_inputs) -> list[torch.Tensor]:
     if isinstance(example_inputs, torch.Tensor) or not isinstance(example_inputs, (tuple, list)):
-        raise FxgradError(
+        raise InputError(
             "example_inputs must be a tuple of tensors, one per argument of the function "
             f"(got {type(example_inputs).__name__}; for one tensor x, pass (x,))"
         )
     for i, x in enumerate(example_inputs):
         if not isinstance(x, torch.Tensor):
-            raise FxgradError(f"example_inputs[{i}] is a {type(x).__name__}, not a tensor")
+            raise InputError(f"example_inputs[{i}] is a {type(x).__name__}, not a tensor")
     return list(example_inputs)
 
 
-def _check_wrt(wrt, n_inputs: int) -> list[int]:
+def _check_wrt(wrt, values: list[torch.Tensor], n_inputs: int, grad_names: list[str]) -> list[int]:
+    """The indices of the values to differentiate: by default the floating-point inputs and the
+    parameters that require grad; every one named in `wrt` must be floating-point."""
+    n = len(values)
     if wrt is None:
-        return list(range(n_inputs))
+        for name, x in zip(grad_names, values):
+            if x.is_complex():
+                raise InputError(f"{name[5:]} is complex; fxgrad differentiates real floating-point values "
+                                 "only (give wrt without it to treat it as a constant)")
+        return [i for i, x in enumerate(values) if is_differentiable(x) and (i < n_inputs or x.requires_grad)]
     indices = [wrt] if isinstance(wrt, int) else list(wrt)
     for i in indices:
-        if not isinstance(i, int) or isinstance(i, bool) or not -n_inputs <= i < n_inputs:
-            raise FxgradError(f"wrt names input {i!r}, but the function has {n_inputs} inputs (indices 0..{n_inputs - 1})")
-    return sorted({i % n_inputs for i in indices})
+        if not isinstance(i, int) or isinstance(i, bool) or not -n <= i < n:
+            raise InputError(f"wrt names {i!r}, but there are {n} values to differentiate (indices 0..{n - 1}: "
+                             f"{', '.join(name[5:] for name in grad_names)})")
+        if not is_differentiable(values[i]):
+            raise InputError(f"wrt names {grad_names[i][5:]}, a {values[i].dtype} tensor; gradients are "
+                             "defined for floating-point values only")
+    return sorted({i % n for i in indices})
 
 
 def _traced_outputs(traced: fx.GraphModule) -> list:
@@ -129,9 +197,11 @@ def _traced_outputs(traced: fx.GraphModule) -> list:
 
 
 def _check_outputs(fn: Callable, outputs: list) -> None:
+    name = getattr(fn, "__name__", type(fn).__name__)
+    if len(outputs) == 1 and outputs[0] is None:
+        raise OutputError(f"`{name}` returns nothing; it must return a tensor or a tuple of tensors")
     for i, out in enumerate(outputs):
         if not isinstance(out, fx.Proxy) or not isinstance(value(out), torch.Tensor):
-            raise FxgradError(
-                f"`{getattr(fn, '__name__', fn)}` must return a tensor or a tuple of tensors; "
-                f"its output {i} is {type(value(out)).__name__}"
+            raise OutputError(
+                f"`{name}` must return a tensor or a tuple of tensors; its output {i} is {type(value(out)).__name__}"
             )

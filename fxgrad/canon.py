@@ -27,8 +27,10 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch.fx.node import map_aggregate
 
-from .errors import FxgradError, source_location
+from .errors import FxgradError, MutationError, RandomnessError, source_location
 from .graph import GraphBuilder, node_of, nodes_after, value
+
+aten = torch.ops.aten
 
 # ---------------------------------------------------------------------------------------------
 # The canonical op set. Each writer takes the op's canonical arguments and emits exactly one node.
@@ -101,6 +103,8 @@ def op_name(op: Callable) -> str:
     """How error messages and reports name a canonical op or a traced target."""
     if isinstance(op, str):
         return op
+    if isinstance(op, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
+        return str(op)  # aten.matmul
     return _PUBLIC_NAMES.get(id(op)) or getattr(op, "__qualname__", repr(op))
 
 
@@ -212,6 +216,11 @@ def _add(input, other, *, alpha=1):
 @lowers(torch.sub, torch.subtract, operator.sub, "Tensor.sub", "Tensor.subtract")
 def _sub(input, other, *, alpha=1):
     return emit(torch.sub, input, other if alpha == 1 else emit(torch.mul, other, alpha))
+
+
+@lowers(torch.reciprocal, "Tensor.reciprocal", aten.reciprocal)
+def _reciprocal(input):
+    return emit(torch.div, 1, input)
 
 
 @lowers(torch.rsub)
@@ -340,37 +349,117 @@ _lowers_directly(torch.Tensor.expand_as, "Tensor.expand_as")
 _lowers_directly(torch.detach, torch.detach, "Tensor.detach")
 
 
+@lowers(torch.clone, "Tensor.clone", aten.clone, "Tensor.contiguous", aten.contiguous)
+def _copy(input, *, memory_format=None):
+    # a copy, or a copy in another memory layout, has the values it copies: to a derived
+    # function, which never writes to a tensor, it is the value itself
+    return input
+
+
+@lowers(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout)
+def _dropout(input, p=0.5, training=True, inplace=False):
+    if training and p > 0:
+        raise RandomnessError(
+            f"dropout with p={p} in training mode draws random numbers; the backward recomputes the forward, "
+            "which would drop other elements (use p=0 or eval mode, or pass the mask as an input)"
+        )
+    return input
+
+
+# ---------------------------------------------------------------------------------------------
+# ATen spellings, as torch.export (high-level ATen) and make_fx (low-level ATen) record them.
+# Their arguments follow the op schemas (`self` first, `alpha` keyword-only), which the
+# lowerings above already take; the ones below differ.
+
+lowers(aten.matmul, aten.mm, aten.bmm, aten.mv, aten.dot)(_matmul)
+lowers(aten.linear)(_linear)
+lowers(aten.t)(_t)
+lowers(aten.numpy_T)(_T)
+lowers(aten.mT)(_mT)
+lowers(aten.transpose, aten.swapaxes, aten.swapdims)(_transpose)
+lowers(aten.permute)(_permute)
+lowers(aten.add)(_add)
+lowers(aten.sub, aten.subtract)(_sub)
+lowers(aten.rsub)(_rsub)
+lowers(aten.div, aten.divide, aten.true_divide)(_div)
+lowers(aten.square)(_square)
+lowers(aten.silu)(_silu)
+lowers(aten.gelu)(_gelu)
+lowers(aten.sum)(_reduction_lowering(torch.sum))
+lowers(aten.mean)(_reduction_lowering(torch.mean))
+lowers(aten.view, aten.reshape, aten._unsafe_view)(_reshape)
+lowers(aten.flatten)(_flatten)
+lowers(aten.unsqueeze)(_unsqueeze)
+lowers(aten.squeeze)(_squeeze)
+for _op, _packet in [(torch.mul, aten.mul), (torch.mul, aten.multiply), (torch.neg, aten.neg),
+                     (torch.neg, aten.negative), (torch.abs, aten.absolute), (torch.Tensor.expand_as, aten.expand_as), (torch.pow, aten.pow), (torch.exp, aten.exp),
+                     (torch.log, aten.log), (torch.sqrt, aten.sqrt), (torch.rsqrt, aten.rsqrt), (torch.abs, aten.abs),
+                     (torch.tanh, aten.tanh), (torch.sigmoid, aten.sigmoid), (torch.relu, aten.relu),
+                     (torch.detach, aten.detach)]:
+    _lowers_directly(_op, _packet)
+
+
+@lowers(aten.addmm)
+def _addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    product = _matmul(mat1, mat2)
+    if alpha != 1:
+        product = emit(torch.mul, product, alpha)
+    return emit(torch.add, input if beta == 1 else emit(torch.mul, input, beta), product)
+
+
+def _aten_softmax_lowering(op: Callable) -> Callable:
+    def lowering(input, dim, dtype_or_half_to_float=None):
+        # softmax.int takes a dtype, _softmax a half_to_float flag: both must be off
+        if dtype_or_half_to_float not in (None, False):
+            _unsupported_argument(f"{op.__name__} to another dtype")
+        return emit(op, input, _dim(dim))
+
+    return lowering
+
+
+lowers(aten.softmax, aten._softmax)(_aten_softmax_lowering(torch.softmax))
+lowers(aten.log_softmax, aten._log_softmax)(_aten_softmax_lowering(torch.log_softmax))
+
+
+@lowers(aten.expand)
+def _aten_expand(input, size, *, implicit=False):
+    return emit(torch.Tensor.expand, input, _sizes((size,)))
+
+
+lowers(aten.broadcast_to)(_broadcast_to)
+
+
+@lowers(aten.dropout, aten.feature_dropout, aten.alpha_dropout, aten.feature_alpha_dropout)
+def _aten_dropout(input, p, train):
+    return _dropout(input, p, train)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rewriting a traced graph.
 
 
-def canonicalize(traced: fx.GraphModule, inputs: list[fx.Proxy], builder: GraphBuilder) -> Any:
+def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: GraphBuilder,
+                 owners: list[torch.nn.Module]) -> Any:
     """Append the body of `traced` to the builder's graph in canonical ops.
 
-    `inputs` are the Proxies standing for the traced graph's placeholders. Returns the outputs,
-    with the structure the traced function returns (a Proxy or a tuple of them).
+    `bindings` gives the value standing for each placeholder of `traced`, and for each get_attr
+    node that reads a parameter; other get_attr nodes read from the first of `owners` that has
+    the attribute. Returns the outputs, with the structure the traced function returns (a Proxy
+    or a tuple of them).
     Nodes with no lowering are copied as they are: fine for values that carry no gradient
     (`x.shape`, `x > 0`); the reverse pass refuses them if a gradient must flow through them.
     """
-    placeholders = [node for node in traced.graph.nodes if node.op == "placeholder"]
-    env: dict[fx.Node, Any] = dict(zip(placeholders, inputs))
+    env: dict[fx.Node, Any] = dict(bindings)
     graph = builder.graph
     for node in traced.graph.nodes:
-        if node.op == "placeholder":
+        if node in env or _is_check(node):
             continue
         args, kwargs = map_aggregate((node.args, node.kwargs), lambda a: env[a] if isinstance(a, fx.Node) else a)
         if node.op == "output":
             return args[0]
         last_before = graph._root.prev  # the new nodes are the ones appended after this
-        lowering = LOWERINGS.get(traced_target(node))
         try:
-            if lowering is None:
-                result = builder.create_proxy(node.op, node.target, args, kwargs, name=node.name)
-                result.node.meta["fxgrad_source_target"] = traced_target(node)
-            elif node.op == "call_function" and node.target is builtins.getattr:
-                result = lowering(args[0])
-            else:
-                result = lowering(*args, **kwargs)
+            result = _lower(node, _functional_target(node, kwargs), args, kwargs, owners, builder)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
         created = nodes_after(last_before)
@@ -384,12 +473,98 @@ def canonicalize(traced: fx.GraphModule, inputs: list[fx.Proxy], builder: GraphB
     raise AssertionError("a traced graph always ends with an output node")
 
 
+def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
+           builder: GraphBuilder) -> Any:
+    if node.op == "get_attr":  # a buffer or a constant
+        read = operator.attrgetter(node.target)
+        owner = next(owner for owner in owners if _has_attribute(owner, node.target))
+        return builder.attribute(node.target, read(owner))
+    lowering = LOWERINGS.get(target)
+    if lowering is not None:
+        if node.op == "call_function" and node.target is builtins.getattr:
+            return lowering(args[0])
+        return lowering(*args, **kwargs)
+    result = builder.create_proxy(node.op, _torch_level(node.target), args, kwargs, name=node.name)
+    result.node.meta["fxgrad_source_target"] = traced_target(node)
+    return result
+
+
+def _has_attribute(owner: torch.nn.Module, target: str) -> bool:
+    try:
+        operator.attrgetter(target)(owner)
+        return True
+    except AttributeError:
+        return False
+
+
+def _torch_level(target: Any) -> Any:
+    """`torch.gt` for `aten.gt.Scalar`: the spelling generated code prints for an ATen op copied
+    as it is, where torch has one of that name."""
+    if isinstance(target, torch._ops.OpOverload):
+        return getattr(torch, target.overloadpacket.__name__, target)
+    return target
+
+
+# Nodes a tracer adds to check its inputs or sizes: they compute nothing the backward uses.
+_CHECKS = {torch.ops.aten._assert_tensor_metadata, torch.ops.aten._assert_scalar, torch.ops.aten._assert_async,
+           torch.ops.aten.sym_constrain_range_for_size, torch._assert}
+
+
+def _is_check(node: fx.Node) -> bool:
+    return node.op == "call_function" and traced_target(node) in _CHECKS
+
+
+# Torch functions and Tensor methods that draw random numbers.
+_RANDOM = {torch.rand, torch.randn, torch.randint, torch.rand_like, torch.randn_like, torch.randint_like,
+           torch.randperm, torch.bernoulli, torch.multinomial, torch.normal, torch.poisson,
+           *(f"Tensor.{name}" for name in ("bernoulli", "bernoulli_", "uniform_", "normal_", "random_",
+                                           "exponential_", "geometric_", "cauchy_", "log_normal_", "multinomial"))}
+
+
+def _functional_target(node: fx.Node, kwargs: dict) -> Any:
+    """The key `node` is lowered by: its traced target, or the out-of-place twin of an in-place
+    op (`add` for `add_`) that changes a value nothing else reads, where the two agree.
+    Refuses random ops, and in-place ops that would make a derived value differ from torch's."""
+    target = traced_target(node)
+    name = op_name(target)
+    random = target in _RANDOM or (  # (dropout's lowering tells when it draws numbers)
+        isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags
+        and target not in LOWERINGS
+    )
+    if random:
+        raise RandomnessError(
+            f"`{name}` draws random numbers; the backward recomputes the forward, which would draw other "
+            "ones, so fxgrad refuses rather than derive a wrong gradient (pass the random tensor as an input, "
+            "or use dropout with p=0 or in eval mode)"
+        )
+    in_place = (isinstance(target, str) and target.endswith("_") and not target.endswith("__")) or (
+        isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
+    )
+    changed = node.args[0] if node.args else None
+    fresh = (isinstance(changed, fx.Node) and changed.op not in ("placeholder", "get_attr")
+             and len(changed.users) == 1)
+    if kwargs.get("out") is not None or target is operator.setitem or ((in_place or kwargs.get("inplace") is True)
+                                                                        and not fresh):
+        raise MutationError(
+            f"`{name}` changes a tensor in place; fxgrad derives functions whose inputs and values do not "
+            "change (write `y = x + 1` rather than `x.add_(1)`, `F.relu(x)` rather than `F.relu(x, inplace=True)`)"
+        )
+    if not in_place:
+        return target
+    if isinstance(target, str):
+        return target[:-1]
+    return getattr(aten, target.__name__.rstrip("_"))
+
+
 def traced_target(node: fx.Node) -> Callable | str:
-    """The key a traced node is looked up by in LOWERINGS."""
+    """The key a traced node is looked up by in LOWERINGS: the function, `"Tensor.<name>"` for a
+    method or attribute, the overload packet (`aten.add`) for an ATen overload."""
     if node.op == "call_method":
         return f"Tensor.{node.target}"
     if node.op == "call_function" and node.target is builtins.getattr and isinstance(node.args[1], str):
         return f"Tensor.{node.args[1]}"
+    if isinstance(node.target, torch._ops.OpOverload):
+        return node.target.overloadpacket
     return node.target
 
 

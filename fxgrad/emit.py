@@ -76,13 +76,13 @@ def _returned_names(outputs: list[Any]) -> list[str]:
     return [f"out{i}" for i in range(len(outputs))]
 
 
-def name_gradients(graph: fx.Graph, inputs: list[fx.Node]) -> None:
-    """`grad_<input>` for each returned gradient; `grad_<value>` for other gradient nodes."""
+def name_gradients(graph: fx.Graph, grad_names: list[str]) -> None:
+    """`grad_names[i]` for the i-th returned gradient; `grad_<value>` for other gradient nodes."""
     output = next(node for node in graph.nodes if node.op == "output")
     returned = set()
-    for node, input in zip(output.args[0], inputs):
+    for node, name in zip(output.args[0], grad_names):
         if _renamable(node) and node not in returned:
-            node._rename(f"grad_{input.name}")
+            node._rename(name)
             returned.add(node)
     for node in graph.nodes:
         gradient_of = node.meta.get(GRADIENT_OF)
@@ -248,8 +248,11 @@ class _Printer:
     def expression(self, node: fx.Node) -> tuple[str, int]:
         """The right-hand side computing `node`, with its precedence."""
         target, args, kwargs = node.target, node.args, node.kwargs
-        if node.op == "get_attr":
-            return f"{self.root_module}.{target}", _ATOM
+        if node.op == "get_attr":  # self.fc1.weight; getattr(self, "0").weight in a Sequential
+            text = self.root_module
+            for part in target.split("."):
+                text = f"{text}.{part}" if part.isidentifier() else f"getattr({text}, {part!r})"
+            return text, _ATOM
         if node.op == "call_method":
             return f"{self.operand(args[0], _ATOM)}.{target}({self.call_arguments(args[1:], kwargs)})", _ATOM
         if target in _BINARY and not kwargs:

@@ -16,6 +16,26 @@ class TraceError(FxgradError):
     """The function could not be traced into a graph."""
 
 
+class InputError(FxgradError):
+    """The example inputs, or the inputs to differentiate (`wrt`), are not what derive takes."""
+
+
+class OutputError(FxgradError):
+    """The function returns something other than a tensor or a tuple of tensors."""
+
+
+class GradOutputError(FxgradError):
+    """A derived backward was called with arguments of the wrong number or shape."""
+
+
+class MutationError(FxgradError):
+    """The function changes a tensor in place."""
+
+
+class RandomnessError(FxgradError):
+    """The function draws random numbers, so recomputing its forward would not reproduce it."""
+
+
 class UnsupportedOpError(FxgradError):
     """An op on the path from the differentiated inputs to the outputs has no backward rule."""
 
@@ -25,8 +45,8 @@ class UnsupportedOpError(FxgradError):
         self.supported = supported
         super().__init__(
             f"fxgrad has no backward rule for `{op}`, used at {where}.\n"
-            f"Supported ops ({len(supported)}): {', '.join(supported)}.\n"
-            "Rewrite the function with supported ops, or detach() the value if it needs no gradient."
+            f"fxgrad.supported_ops() lists the {len(supported)} spellings it differentiates (and the README, by "
+            "op); rewrite the function with those, or detach() the value if it needs no gradient."
         )
 
 

@@ -9,7 +9,6 @@ mis-shaped tensor fails at derive time rather than when the user calls the backw
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import torch
@@ -25,17 +24,26 @@ GRADIENT_OF = "fxgrad_gradient_of"  # on a gradient: the forward value it is a g
 
 
 class GraphBuilder(fx.proxy.GraphAppendingTracer):
-    """Appends nodes to `graph`, evaluating each on the values of its arguments."""
+    """Appends nodes to `graph`, evaluating each on the values of its arguments.
 
-    def __init__(self, graph: fx.Graph, root: torch.nn.Module):
+    `attributes` holds what the graph's get_attr nodes read (parameters, constants), by target:
+    the root of the GraphModule made from the graph.
+    """
+
+    def __init__(self, graph: fx.Graph):
         super().__init__(graph)
-        self.root = root
+        self.attributes: dict[str, Any] = {}
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind != "placeholder":
-            node.meta["val"] = evaluate(node, self.root)
+            node.meta["val"] = evaluate(node, self.attributes)
         return node
+
+    def attribute(self, target: str, obj: Any) -> fx.Proxy:
+        """A get_attr node reading `obj`, kept under `target` in the attributes."""
+        self.attributes[target] = obj
+        return self.create_proxy("get_attr", target, (), {})
 
     def placeholder(self, name: str, val: Any) -> fx.Proxy:
         """A new argument of the graph, named `name` or, if that is taken, `name_1`, ..."""
@@ -45,7 +53,7 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         return proxy
 
 
-def evaluate(node: fx.Node, root: torch.nn.Module) -> Any:
+def evaluate(node: fx.Node, attributes: dict[str, Any]) -> Any:
     """Run one node on the values its arguments hold in `meta["val"]`."""
     args, kwargs = map_aggregate((node.args, node.kwargs), value)
     if node.op == "call_function":
@@ -54,7 +62,8 @@ def evaluate(node: fx.Node, root: torch.nn.Module) -> Any:
         self, *rest = args
         return getattr(self, node.target)(*rest, **kwargs)
     if node.op == "get_attr":
-        return operator.attrgetter(node.target)(root)
+        val = attributes[node.target]
+        return val.detach() if isinstance(val, torch.Tensor) else val
     raise AssertionError(f"cannot evaluate a {node.op} node")
 
 

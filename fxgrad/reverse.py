@@ -50,7 +50,7 @@ def reverse(
 
     for node in reversed(forward):
         grad = cotangents.get(node)
-        if grad is None or node.op == "placeholder":
+        if grad is None or node.op in ("placeholder", "get_attr"):  # leaves: inputs, parameters
             continue
         op = _rule_for(node, depends_on_wrt)
         last_before = builder.graph._root.prev

@@ -342,7 +342,7 @@ def _apply_rewrites(graph: fx.Graph, builder: GraphBuilder, applied: list[str]) 
                 name = node.name
                 _replace(node, result)
                 for user in sorted(set(reshaped), key=_position(graph)):
-                    user.meta["val"] = evaluate(user, builder.root)
+                    user.meta["val"] = evaluate(user, builder.attributes)
                 if node.meta.get(USER_NAMED) and new_nodes and new_nodes[-1] is result:
                     result._rename(name)
                 applied.append(rewrite.math)

@@ -1,11 +1,26 @@
-"""Tracing a user's function into a torch.fx graph, with the user's source line on every node."""
+"""Tracing a user's function or module into an fx graph, by one of three tracers.
+
+- "fx": `torch.fx` symbolic tracing. Torch-level ops as written; generic in sizes; cannot
+  follow Python that depends on values or sizes.
+- "export": `torch.export.export`, without decompositions: high-level ATen (`aten.matmul`,
+  `aten.softmax.int`); follows size-dependent Python and library helpers.
+- "aten": `make_fx`: low-level ATen (`aten.mm`, `aten._softmax`, `aten.view`), traced on the
+  example values, so Python control flow is fixed to the branch the example takes.
+- "auto" (the default): fx, then export where fx cannot trace.
+
+Each gives a `Trace`: the graph, the user's names for its inputs, and which placeholders or
+attributes are the module's parameters. Every node keeps the user's source frames in
+`node.stack_trace`.
+"""
 
 from __future__ import annotations
 
 import inspect
 import os
+import re
 import traceback
 import types
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -13,31 +28,60 @@ import torch.fx as fx
 
 from .errors import TraceError
 
+TRACERS = ("fx", "export", "aten")
+
 _LIBRARY_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__)) + os.sep for module in (torch, fx)
 ) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
 
 
-def trace(fn: Callable, n_inputs: int) -> fx.GraphModule:
-    """`torch.fx.symbolic_trace(fn)`, recording the user's source line of every node.
+@dataclass
+class Trace:
+    module: fx.GraphModule
+    input_names: list[str]
+    # A parameter of the traced module, by the placeholder name (make_fx) or get_attr target
+    # (fx, export) that stands for it in the graph, to its qualified name.
+    parameters: dict[str, str]
+    tracer: str
 
-    A callable fx cannot trace directly (a builtin such as `torch.tanh`, a `functools.partial`,
-    a function whose trailing parameters keep their defaults) is traced through a Python
-    function of `n_inputs` arguments that calls it.
-    """
-    if not isinstance(fn, torch.nn.Module) and _needs_wrapper(fn, n_inputs):
-        fn = _python_function_calling(fn, n_inputs)
-    tracer = _SourceRecordingTracer(fn)
+
+def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Trace:
+    """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
+    if tracer == "auto":
+        reasons = []
+        for candidate in ("fx", "export"):
+            try:
+                return trace(fn, inputs, candidate)
+            except TraceError as error:
+                reasons.append(f"- {candidate}: {error}")
+        raise TraceError(f"no tracer could capture `{_name(fn)}`:\n" + "\n".join(reasons))
+    if tracer not in TRACERS:
+        raise TraceError(f"tracer must be 'auto' or one of {TRACERS}, not {tracer!r}")
     try:
-        graph = tracer.trace(fn)
-    except Exception as error:  # fx raises many kinds; all mean "this cannot be traced"
-        name = getattr(fn, "__qualname__", type(fn).__name__)
-        raise TraceError(f"torch.fx could not trace `{name}`: {type(error).__name__}: {error}") from error
-    return fx.GraphModule(tracer.root, graph)
+        return {"fx": _trace_fx, "export": _trace_export, "aten": _trace_aten}[tracer](fn, inputs)
+    except TraceError:
+        raise
+    except Exception as error:  # each tracer raises many kinds; all mean "this cannot be traced"
+        raise TraceError(f"{tracer} could not trace `{_name(fn)}`: {type(error).__name__}: {error}") from error
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.fx
+
+
+def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
+    if not isinstance(fn, torch.nn.Module) and _needs_wrapper(fn, len(inputs)):
+        fn = _python_function_calling(fn, len(inputs))
+    tracer = _SourceRecordingTracer(fn)
+    graph = tracer.trace(fn)
+    module = fx.GraphModule(tracer.root, graph)
+    names = [node.target for node in graph.nodes if node.op == "placeholder"]
+    return Trace(module, names, {name: name for name, _ in _named_parameters(fn)}, "fx")
 
 
 class _SourceRecordingTracer(fx.Tracer):
-    """A symbolic tracer that keeps, for each node, the user's frames that made it.
+    """A symbolic tracer that traces through every module and keeps, for each node, the user's
+    frames that made it.
 
     fx's own `record_stack_traces` keeps only frames below a method named `forward`, which plain
     functions do not have, so the user's frames are picked out here by excluding library code.
@@ -47,6 +91,9 @@ class _SourceRecordingTracer(fx.Tracer):
         super().__init__()
         code = getattr(fn, "__code__", None) or getattr(getattr(fn, "forward", None), "__code__", None)
         self.entry = (code.co_filename, code.co_name) if code else None
+
+    def is_leaf_module(self, module: torch.nn.Module, qualified_name: str) -> bool:
+        return False  # into nn.Linear and friends: their ops are what gets differentiated
 
     def user_stack(self) -> str:
         """The frames from the traced function inwards; empty outside it (fx's own epilogue)."""
@@ -88,6 +135,96 @@ class _Attribute(fx.proxy.Attribute):
         return node
 
 
+# ---------------------------------------------------------------------------------------------
+# torch.export and make_fx
+
+
+def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
+    module = fn if isinstance(fn, torch.nn.Module) else _as_module(fn, len(inputs))
+    exported = torch.export.export(module, tuple(_distinct(inputs)))
+    graph_module = exported.module()
+    for node in list(graph_module.graph.nodes):
+        if node.op == "call_module" and node.target == "_guards_fn":  # export's own input checks
+            graph_module.graph.erase_node(node)
+    _name_user_frames(graph_module, fn)
+    names = _input_names(fn, len(inputs))
+    return Trace(graph_module, names, {name: name for name, _ in _named_parameters(fn)}, "export")
+
+
+def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    if isinstance(fn, torch.nn.Module):
+        names = [name for name, _ in _named_parameters(fn)]
+        module, n_inputs = fn, len(inputs)
+
+        def call(*args):  # parameters as arguments: make_fx sees them as inputs
+            return torch.func.functional_call(module, dict(zip(names, args[n_inputs:])), tuple(args[:n_inputs]))
+
+        parameters = [p.detach() for _, p in _named_parameters(fn)]
+        graph_module = make_fx(call, record_stack_traces=True)(*_distinct(inputs), *parameters)
+        placeholders = [node.name for node in graph_module.graph.nodes if node.op == "placeholder"]
+        return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten")
+    graph_module = make_fx(_as_forward(fn, len(inputs)), record_stack_traces=True)(*_distinct(inputs))
+    _name_user_frames(graph_module, fn)
+    return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten")
+
+
+def _distinct(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of the inputs: export and make_fx merge arguments that are one tensor object
+    (`f(x, x)`), and each argument must keep its own gradient."""
+    return [x.detach().clone() for x in inputs]
+
+
+def _as_forward(fn: Callable, n_inputs: int) -> types.FunctionType:
+    """`fn` as a Python function whose code is named `forward`: export and make_fx record the
+    source frames of functions so named only. `_name_user_frames` puts the name back."""
+    if _needs_wrapper(fn, n_inputs):
+        fn = _python_function_calling(fn, n_inputs)
+    code = fn.__code__.replace(co_name="forward", co_qualname="forward")
+    return types.FunctionType(code, fn.__globals__, "forward", fn.__defaults__, fn.__closure__)
+
+
+def _as_module(fn: Callable, n_inputs: int) -> torch.nn.Module:
+    forward = _as_forward(fn, n_inputs)
+    return type(_name(fn), (torch.nn.Module,), {"forward": staticmethod(forward)})()
+
+
+def _name_user_frames(graph_module: fx.GraphModule, fn: Callable) -> None:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return
+    frame = re.compile(rf'(File "{re.escape(code.co_filename)}", line \d+, in )forward\b')
+    for node in graph_module.graph.nodes:
+        if node.stack_trace:
+            node.stack_trace = frame.sub(rf"\g<1>{code.co_name}", node.stack_trace)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def _named_parameters(fn: Callable) -> list[tuple[str, torch.nn.Parameter]]:
+    return list(fn.named_parameters()) if isinstance(fn, torch.nn.Module) else []
+
+
+def _input_names(fn: Callable, n_inputs: int) -> list[str]:
+    """The user's names for the first `n_inputs` parameters of `fn` (or its `forward`)."""
+    try:
+        signature = inspect.signature(fn.forward if isinstance(fn, torch.nn.Module) else fn)
+        names = [p.name for p in signature.parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:n_inputs]
+    except (TypeError, ValueError):  # builtins without a signature
+        names = []
+    if len(names) < n_inputs:
+        names = [f"x{i}" for i in range(n_inputs)]
+    return names
+
+
+def _name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
 def _needs_wrapper(fn: Callable, n_inputs: int) -> bool:
     """Whether fx cannot make exactly `n_inputs` placeholders of `fn` itself."""
     if not isinstance(fn, types.FunctionType):
@@ -100,13 +237,10 @@ def _needs_wrapper(fn: Callable, n_inputs: int) -> bool:
 
 
 def _python_function_calling(fn: Callable, n_inputs: int) -> types.FunctionType:
-    try:
-        names = list(inspect.signature(fn).parameters)[:n_inputs]
-    except (TypeError, ValueError):  # builtins without a signature
-        names = []
-    if len(names) < n_inputs or not all(name.isidentifier() for name in names):
+    names = _input_names(fn, n_inputs)
+    if not all(name.isidentifier() for name in names):
         names = [f"x{i}" for i in range(n_inputs)]
     arguments = ", ".join(names)
-    wrapper = eval(f"lambda {arguments}: fn({arguments})", {"fn": fn})  # a fixed arity for fx's placeholders
-    wrapper.__name__ = wrapper.__qualname__ = getattr(fn, "__name__", type(fn).__name__)
+    wrapper = eval(f"lambda {arguments}: fn({arguments})", {"fn": fn})  # a fixed arity for the tracers
+    wrapper.__name__ = wrapper.__qualname__ = _name(fn)
     return wrapper

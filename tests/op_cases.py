@@ -106,6 +106,8 @@ CASES = [
     case("Tensor.div", lambda a, b: a.div(b), (2, 3), (2, 1), domain="nonzero"),
     case("Tensor.divide", lambda a, b: a.divide(b), (2, 3), (3,), domain="nonzero"),
     case("Tensor.true_divide", lambda a, b: a.true_divide(b), (2, 3), (2, 3), domain="nonzero"),
+    case("torch.reciprocal", torch.reciprocal, (2, 3), domain="nonzero"),
+    case("Tensor.reciprocal", lambda x: x.reciprocal(), (3,), domain="nonzero"),
     case("torch.neg", torch.neg, (2, 3)),
     case("torch.negative", torch.negative, ()),
     case("- unary", operator.neg, (2, 3)),
@@ -185,6 +187,18 @@ CASES = [
     case("Tensor.expand_as", lambda x, y: x.expand_as(y) * y, (1, 3), (2, 3)),
     case("torch.broadcast_to", lambda x: torch.broadcast_to(x, (2, 3)), (), literal_sizes=True),
     case("torch.broadcast_to y.shape", lambda x, y: torch.broadcast_to(x, y.shape) * y, (3,), (2, 3)),
+    # copies
+    case("torch.clone", lambda x: torch.clone(x) * x, (2, 3)),
+    case("Tensor.clone", lambda x: x.clone(), (3,)),
+    case("Tensor.contiguous", lambda x: x.mT.contiguous(), (2, 3, 4)),
+    # dropout that drops nothing
+    case("F.dropout p=0", lambda x: F.dropout(x, p=0.0) * 2, (2, 3)),
+    case("F.dropout eval", lambda x: F.dropout(x, 0.5, training=False), (2, 3)),
+    case("F.dropout1d eval", lambda x: F.dropout1d(x, 0.5, training=False), (2, 3, 4)),
+    case("F.dropout2d eval", lambda x: F.dropout2d(x, 0.5, training=False), (2, 3, 4, 2)),
+    case("F.dropout3d eval", lambda x: F.dropout3d(x, 0.5, training=False), (2, 3, 4, 2, 2)),
+    case("F.alpha_dropout eval", lambda x: F.alpha_dropout(x, 0.5, training=False), (2, 3)),
+    case("F.feature_alpha_dropout eval", lambda x: F.feature_alpha_dropout(x, 0.5, training=False), (2, 3, 4)),
     # gradient stops
     case("torch.detach", lambda x, y: torch.detach(x) * y, (2, 3), (2, 3), gradcheck=False),
     case("Tensor.detach", lambda x, y: x * y.detach(), (2, 3), (3,), gradcheck=False),

@@ -31,7 +31,7 @@ def test_unsupported_op_names_op_line_and_supported_list():
     assert info.value.op == "torch.fft.fft"
     assert f"spectrum line {line_of(spectrum, 'fft')}" in message
     assert "z = torch.fft.fft(y)" in message
-    assert "Supported ops" in message and "torch.matmul" in message
+    assert "fxgrad.supported_ops()" in message and "torch.matmul" in info.value.supported
     assert isinstance(info.value, FxgradError)
 
 
@@ -95,7 +95,7 @@ def test_bad_example_inputs(example_inputs, message):
 
 @pytest.mark.parametrize("wrt", [(2,), (-3,), ("x",)])
 def test_wrt_out_of_range(wrt):
-    with pytest.raises(FxgradError, match="wrt names input"):
+    with pytest.raises(fxgrad.InputError, match="wrt names .* values to differentiate"):
         fxgrad.derive(lambda x, y: x * y, (torch.randn(3), torch.randn(3)), wrt=wrt)
 
 

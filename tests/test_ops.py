@@ -5,13 +5,15 @@ import torch
 
 import fxgrad
 from checks import assert_closed_form, assert_matches_autograd, with_derived_backward
+from fxgrad.trace import TRACERS
 from op_cases import CASES
 
 
+@pytest.mark.parametrize("tracer", TRACERS)
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_matches_autograd(case):
+def test_matches_autograd(case, tracer):
     inputs = case.inputs()
-    bwd = fxgrad.derive(case.fn, inputs)
+    bwd = fxgrad.derive(case.fn, inputs, tracer=tracer)
     assert_closed_form(bwd)
     assert_matches_autograd(case.fn, bwd, inputs)
     assert_matches_autograd(case.fn, bwd, case.inputs(seed=7), seed=8)  # another draw, same shapes

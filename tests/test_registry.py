@@ -5,7 +5,7 @@ import torch.fx as fx
 import fxgrad
 from fxgrad.canon import LOWERINGS, OPS, op_name, traced_target
 from fxgrad.rules import RULES
-from fxgrad.trace import trace
+from fxgrad.trace import TRACERS, trace
 from op_cases import CASES
 
 
@@ -29,7 +29,8 @@ def test_every_rule_is_exercised_by_a_case(monkeypatch):
 def test_every_lowering_is_exercised_by_a_case():
     traced_targets = set()
     for case in CASES:
-        traced = trace(case.fn, len(case.shapes))
-        traced_targets.update(traced_target(node) for node in traced.graph.nodes if node.op != "placeholder")
+        for tracer in TRACERS:
+            traced = trace(case.fn, list(case.inputs()), tracer)
+            traced_targets.update(traced_target(node) for node in traced.module.graph.nodes if node.op != "placeholder")
     missing = sorted(op_name(t) for t in set(LOWERINGS) - traced_targets)
     assert not missing, f"supported spellings no op case uses: {missing}"

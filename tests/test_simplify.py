@@ -52,7 +52,7 @@ CASES = [
 
 def build(fn, shapes):
     graph = fx.Graph()
-    builder = GraphBuilder(graph, torch.nn.Module())
+    builder = GraphBuilder(graph)
     inputs = [builder.placeholder(name, torch.empty(shape, dtype=torch.float64, device="meta"))
               for name, shape in zip(fn.__code__.co_varnames, shapes)]
     result = fn(*inputs)

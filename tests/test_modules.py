@@ -1,0 +1,114 @@
+"""nn.Modules: gradients of the inputs and then of the parameters, through every tracer."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import fxgrad
+from fxgrad.trace import TRACERS
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = F.gelu(self.fc1(x))
+        return self.fc2(h)
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention with a residual connection, no LayerNorm."""
+
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.register_buffer("scale", torch.tensor((dim // heads) ** -0.5))
+
+    def split_heads(self, x):
+        B, T, C = x.shape
+        return x.reshape(B, T, self.heads, C // self.heads).transpose(1, 2)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.split_heads(self.q(x)), self.split_heads(self.k(x)), self.split_heads(self.v(x))
+        att = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        return x + self.proj(y)
+
+
+def sequential():
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Dropout(0.0), nn.Linear(6, 2), nn.Tanh())
+
+
+def autograd_grads(module, inputs, grad_output):
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    params = [p for _, p in module.named_parameters()]
+    return torch.autograd.grad(module(*leaves), leaves + params, grad_output)
+
+
+MODULES = {
+    "mlp": (MLP, lambda: (torch.randn(5, 4, dtype=torch.float64),)),
+    "sequential": (sequential, lambda: (torch.randn(5, 4, dtype=torch.float64),)),
+}
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+@pytest.mark.parametrize("name", MODULES)
+def test_module_gradients_match_autograd(name, tracer):
+    make_module, make_inputs = MODULES[name]
+    module = make_module().double()
+    inputs = make_inputs()
+    bwd = fxgrad.derive(module, inputs, tracer=tracer)
+    assert bwd.grad_names == ["grad_input" if name == "sequential" else "grad_x"] + [
+        f"grad_{n}" for n, _ in module.named_parameters()]
+    grad_output = torch.randn(module(*inputs).shape, dtype=torch.float64)
+    for derived, expected in zip(bwd(*inputs, grad_output), autograd_grads(module, inputs, grad_output)):
+        torch.testing.assert_close(derived, expected)
+
+
+def test_attention_block_needs_export_and_matches_autograd():
+    module = AttentionBlock().double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    bwd = fxgrad.derive(module, (x,))  # `B, T, C = x.shape` and tuple indexing: fx cannot, export can
+    grad_output = torch.randn(2, 5, 8, dtype=torch.float64)
+    for derived, expected in zip(bwd(x, grad_output), autograd_grads(module, (x,), grad_output)):
+        torch.testing.assert_close(derived, expected)
+    assert "scale" not in bwd.grad_names  # a buffer is a constant
+
+
+def test_parameters_are_read_when_called():
+    module = MLP().double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    bwd = fxgrad.derive(module, (x,))
+    with torch.no_grad():
+        module.fc2.weight.mul_(3)
+    grad_output = torch.randn(5, 3, dtype=torch.float64)
+    for derived, expected in zip(bwd(x, grad_output), autograd_grads(module, (x,), grad_output)):
+        torch.testing.assert_close(derived, expected)
+
+
+def test_frozen_parameters_get_none_and_wrt_selects():
+    module = MLP().double()
+    module.fc1.weight.requires_grad_(False)
+    x = torch.randn(5, 4, dtype=torch.float64)
+    grads = fxgrad.derive(module, (x,))(x, torch.ones(5, 3, dtype=torch.float64))
+    assert grads[1] is None and grads[2] is not None
+    only_fc2_bias = fxgrad.derive(module, (x,), wrt=[4])(x, torch.ones(5, 3, dtype=torch.float64))
+    assert [g is not None for g in only_fc2_bias] == [False, False, False, False, True]
+    torch.testing.assert_close(only_fc2_bias[4], torch.full((3,), 5.0, dtype=torch.float64))
+
+
+def test_dropout_in_training_is_refused_and_in_eval_is_identity():
+    module = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with pytest.raises(fxgrad.RandomnessError, match="dropout"):
+        fxgrad.derive(module, (x,))
+    module.eval()
+    grads = fxgrad.derive(module, (x,))(x, torch.ones(3, 4, dtype=torch.float64))
+    torch.testing.assert_close(grads[0], module[0].weight.sum(0).expand(3, 4))

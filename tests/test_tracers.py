@@ -1,0 +1,70 @@
+"""The three tracers: each normalises onto the same canonical ops and agrees with autograd."""
+
+import pytest
+import torch
+
+import fxgrad
+from checks import assert_matches_autograd
+from examples.seeds import EXAMPLES, example_inputs
+from fxgrad.trace import TRACERS
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_examples_through_every_tracer(name, tracer):
+    fn, inputs = EXAMPLES[name], example_inputs(name)
+    bwd = fxgrad.derive(fn, inputs, tracer=tracer)
+    assert "torch.ops" not in bwd.code  # torch-level code whichever graph came in
+    assert_matches_autograd(fn, bwd, inputs)
+    assert_matches_autograd(fn, bwd, example_inputs(name, seed=1), seed=2)
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_export_and_aten_keep_the_users_names_and_lines(tracer):
+    bwd = fxgrad.derive(EXAMPLES["attn"], example_inputs("attn"), tracer=tracer)
+    assert "def forward(self, q, k, v, grad_o, grad_a):" in bwd.code
+    assert "# from attn line" in bwd.code
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_one_tensor_passed_as_several_arguments_gets_one_gradient_each(tracer):
+    def f(a, b, c):
+        return a * b + c.exp()
+
+    x = torch.randn(3, dtype=torch.float64)
+    bwd = fxgrad.derive(f, (x, x, x), tracer=tracer)
+    grads = bwd(x, x, x, torch.ones(3, dtype=torch.float64))
+    assert len(grads) == 3
+    torch.testing.assert_close(grads[0], x)
+    torch.testing.assert_close(grads[1], x)
+    torch.testing.assert_close(grads[2], x.exp())
+
+
+def size_dependent(x):
+    if x.shape[0] > 2:  # Python on a size: fx cannot follow it, export can
+        return x.tanh()
+    return x.sigmoid()
+
+
+def test_auto_falls_back_to_export_where_fx_cannot_trace():
+    x = torch.randn(3, 2, dtype=torch.float64)
+    with pytest.raises(fxgrad.TraceError):
+        fxgrad.derive(size_dependent, (x,), tracer="fx")
+    bwd = fxgrad.derive(size_dependent, (x,))
+    assert "tanh" in bwd.code
+    assert_matches_autograd(size_dependent, bwd, (x,))
+
+
+def test_data_dependent_control_flow_is_refused_with_every_reason():
+    def f(x):
+        if x.sum() > 0:
+            return x * 2
+        return -x
+
+    with pytest.raises(fxgrad.TraceError, match=r"(?s)no tracer could capture.*- fx:.*- export:"):
+        fxgrad.derive(f, (torch.randn(3),))
+
+
+def test_unknown_tracer():
+    with pytest.raises(fxgrad.TraceError, match="tracer must be"):
+        fxgrad.derive(torch.tanh, (torch.randn(3),), tracer="jit")
