@@ -515,10 +515,19 @@ def _is_check(node: fx.Node) -> bool:
 
 
 # Torch functions and Tensor methods that draw random numbers.
-_RANDOM = {torch.rand, torch.randn, torch.randint, torch.rand_like, torch.randn_like, torch.randint_like,
-           torch.randperm, torch.bernoulli, torch.multinomial, torch.normal, torch.poisson,
-           *(f"Tensor.{name}" for name in ("bernoulli", "bernoulli_", "uniform_", "normal_", "random_",
-                                           "exponential_", "geometric_", "cauchy_", "log_normal_", "multinomial"))}
+RANDOM_FUNCTIONS = {torch.rand, torch.randn, torch.randint, torch.rand_like, torch.randn_like, torch.randint_like,
+                    torch.randperm, torch.bernoulli, torch.multinomial, torch.normal, torch.poisson}
+_RANDOM = RANDOM_FUNCTIONS | {f"Tensor.{name}" for name in (
+    "bernoulli", "bernoulli_", "uniform_", "normal_", "random_", "exponential_", "geometric_", "cauchy_",
+    "log_normal_", "multinomial")}
+
+
+def refuse_randomness(name: str) -> None:
+    raise RandomnessError(
+        f"`{name}` draws random numbers; the backward recomputes the forward, which would draw other "
+        "ones, so fxgrad refuses rather than derive a wrong gradient (pass the random tensor as an input, "
+        "or use dropout with p=0 or in eval mode)"
+    )
 
 
 def _functional_target(node: fx.Node, kwargs: dict) -> Any:
@@ -532,11 +541,7 @@ def _functional_target(node: fx.Node, kwargs: dict) -> Any:
         and target not in LOWERINGS
     )
     if random:
-        raise RandomnessError(
-            f"`{name}` draws random numbers; the backward recomputes the forward, which would draw other "
-            "ones, so fxgrad refuses rather than derive a wrong gradient (pass the random tensor as an input, "
-            "or use dropout with p=0 or in eval mode)"
-        )
+        refuse_randomness(name)
     in_place = (isinstance(target, str) and target.endswith("_") and not target.endswith("__")) or (
         isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
     )

@@ -25,8 +25,10 @@ from typing import Callable
 
 import torch
 import torch.fx as fx
+from torch.overrides import TorchFunctionMode
 
-from .errors import TraceError
+from .canon import RANDOM_FUNCTIONS, op_name, refuse_randomness
+from .errors import FxgradError, TraceError
 
 TRACERS = ("fx", "export", "aten")
 
@@ -59,7 +61,7 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
         raise TraceError(f"tracer must be 'auto' or one of {TRACERS}, not {tracer!r}")
     try:
         return {"fx": _trace_fx, "export": _trace_export, "aten": _trace_aten}[tracer](fn, inputs)
-    except TraceError:
+    except FxgradError:
         raise
     except Exception as error:  # each tracer raises many kinds; all mean "this cannot be traced"
         raise TraceError(f"{tracer} could not trace `{_name(fn)}`: {type(error).__name__}: {error}") from error
@@ -73,10 +75,18 @@ def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     if not isinstance(fn, torch.nn.Module) and _needs_wrapper(fn, len(inputs)):
         fn = _python_function_calling(fn, len(inputs))
     tracer = _SourceRecordingTracer(fn)
-    graph = tracer.trace(fn)
+    with _RefuseRandomness():  # fx runs a random call without tensor arguments, baking its draw in
+        graph = tracer.trace(fn)
     module = fx.GraphModule(tracer.root, graph)
     names = [node.target for node in graph.nodes if node.op == "placeholder"]
     return Trace(module, names, {name: name for name, _ in _named_parameters(fn)}, "fx")
+
+
+class _RefuseRandomness(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in RANDOM_FUNCTIONS:
+            refuse_randomness(op_name(func))
+        return func(*args, **(kwargs or {}))
 
 
 class _SourceRecordingTracer(fx.Tracer):

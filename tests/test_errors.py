@@ -4,6 +4,7 @@ import inspect
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import fxgrad
 from fxgrad import FxgradError, UnsupportedOpError
@@ -102,3 +103,93 @@ def test_wrt_out_of_range(wrt):
 def test_non_tensor_output():
     with pytest.raises(FxgradError, match="must return a tensor or a tuple of tensors"):
         fxgrad.derive(lambda x: (x * 2, x.shape[0]), (torch.randn(3),))
+
+
+def test_in_place_change_of_an_input_is_refused():
+    def f(x):
+        x.add_(1)
+        return x * 2
+
+    for tracer in ("fx", "export", "aten"):
+        with pytest.raises(fxgrad.MutationError, match=r"add_.*in place"):
+            fxgrad.derive(f, (torch.randn(3),), tracer=tracer)
+
+
+def test_in_place_change_of_a_value_read_again_is_refused():
+    def f(x):
+        y = x * 2
+        y.mul_(3)
+        return y + x
+
+    with pytest.raises(fxgrad.MutationError):
+        fxgrad.derive(f, (torch.randn(3),))
+
+
+def test_in_place_op_on_a_fresh_value_is_derived_as_its_functional_twin():
+    def f(x):
+        return (x * 2).tanh_() + F.relu(x - 1, inplace=True)
+
+    x = torch.randn(4, dtype=torch.float64)
+    from checks import assert_matches_autograd
+    assert_matches_autograd(f, fxgrad.derive(f, (x,)), (x,))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x + torch.randn_like(x),
+    lambda x: F.dropout(x, 0.1),
+    lambda x: x * torch.rand(3),
+    lambda x: x.bernoulli() * x,
+], ids=["randn_like", "dropout", "rand", "bernoulli"])
+def test_randomness_is_refused(fn):
+    for tracer in ("fx", "aten"):
+        with pytest.raises(fxgrad.RandomnessError):
+            fxgrad.derive(fn, (torch.rand(3),), tracer=tracer)
+
+
+def test_function_returning_nothing():
+    def f(x):
+        x * 2
+
+    with pytest.raises(fxgrad.OutputError, match="returns nothing"):
+        fxgrad.derive(f, (torch.randn(3),))
+
+
+def test_wrt_naming_an_integer_input():
+    with pytest.raises(fxgrad.InputError, match="wrt names n, a torch.int64 tensor"):
+        fxgrad.derive(lambda x, n: x * n, (torch.randn(3), torch.arange(3)), wrt=[1])
+
+
+def test_complex_input_is_refused_unless_left_out_of_wrt():
+    def f(x, z):
+        return x * z.real
+
+    x, z = torch.randn(3), torch.randn(3, dtype=torch.complex64)
+    with pytest.raises(fxgrad.InputError, match="z is complex"):
+        fxgrad.derive(f, (x, z))
+    grad_x, grad_z = fxgrad.derive(f, (x, z), wrt=[0])(x, z, torch.ones(3))
+    torch.testing.assert_close(grad_x, z.real)
+    assert grad_z is None
+
+
+def test_grad_outputs_of_the_wrong_count_or_shape():
+    from examples.seeds import attn, example_inputs
+
+    q, k, v = example_inputs("attn")
+    bwd = fxgrad.derive(attn, (q, k, v))
+    grad_o, grad_a = torch.ones(2, 4, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64)
+    with pytest.raises(fxgrad.GradOutputError, match=r"3 inputs and then 2 incoming gradients \(grad_o, grad_a\)"):
+        bwd(q, k, v, grad_o)
+    with pytest.raises(fxgrad.GradOutputError, match=r"gradient of output `a` has shape \(2, 4\).*\(2, 2\)"):
+        bwd(q, k, v, grad_o, grad_o)
+    with pytest.raises(fxgrad.GradOutputError, match="must be a tensor"):
+        bwd(q, k, v, grad_o, 1.0)
+
+
+def test_derivative_undefined_at_the_example_follows_torch():
+    # relu and abs have no derivative at 0; fxgrad returns what torch does there: 0
+    x = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64)
+    for fn in (torch.relu, torch.abs):
+        (grad,) = fxgrad.derive(fn, (x,))(x, torch.ones(3, dtype=torch.float64))
+        leaf = x.clone().requires_grad_()
+        (expected,) = torch.autograd.grad(fn(leaf), leaf, torch.ones(3, dtype=torch.float64))
+        assert torch.equal(grad, expected) and grad[1] == 0
