@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ast
 import math
 import operator
 import re
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch.fx.graph import PythonCode, _Namespace
+from torch.fx.node import map_aggregate
 
 from .canon import op_name
 from .errors import last_frame
@@ -36,37 +36,21 @@ _MAX_NESTED_LENGTH = 48
 
 
 def name_forward_values(forward: list[fx.Node], outputs: list[Any]) -> None:
-    """Rename forward nodes after the variables the user's source assigns them to."""
-    last_on_line: dict[tuple, fx.Node] = {}
+    """Rename forward nodes after the variables the user's source assigns them to: the last
+    node recorded for a statement `x = ...` is `x`."""
+    last_of_statement: dict[tuple, fx.Node] = {}
     for node in forward:
         if node.op != "placeholder" and isinstance(node.meta.get("val"), torch.Tensor):
             frame = last_frame(node)
-            if frame is not None:
-                last_on_line[(frame.file, frame.line, frame.func)] = node
-    for (_, _, _), node in last_on_line.items():
-        name = _assigned_name(last_frame(node).code)
-        if name is not None:
-            node._rename(name)
-            node.meta[USER_NAMED] = True
+            if frame is not None and frame.assigns is not None:
+                last_of_statement[(frame.file, frame.statement)] = node
+    for node in last_of_statement.values():
+        node._rename(last_frame(node).assigns)
+        node.meta[USER_NAMED] = True
     for out, name in zip(outputs, _returned_names(outputs)):
         if isinstance(out, fx.Proxy) and out.node.op != "placeholder" and not out.node.meta.get(USER_NAMED):
             out.node._rename(name)
             out.node.meta[USER_NAMED] = True
-
-
-def _assigned_name(code: str) -> str | None:
-    """`x` for a line `x = ...` or `x: T = ...`; None for anything else."""
-    try:
-        statement = ast.parse(code.strip()).body[0]
-    except (SyntaxError, IndexError):
-        return None
-    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-        target = statement.targets[0]
-    elif isinstance(statement, ast.AnnAssign):
-        target = statement.target
-    else:
-        return None
-    return target.id if isinstance(target, ast.Name) else None
 
 
 def _returned_names(outputs: list[Any]) -> list[str]:
@@ -108,12 +92,16 @@ def op_counts(graph: fx.Graph) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 # Printing.
 
+# Python's operator precedence, higher binding tighter.
+_COMPARISON = 6
 _BINARY = {operator.add: ("+", 12), operator.sub: ("-", 12), operator.mul: ("*", 13),
            operator.truediv: ("/", 13), operator.floordiv: ("//", 13), operator.mod: ("%", 13),
            operator.matmul: ("@", 13), operator.pow: ("**", 15), operator.and_: ("&", 9),
-           operator.or_: ("|", 7), operator.xor: ("^", 8), operator.gt: (">", 6), operator.lt: ("<", 6),
-           operator.ge: (">=", 6), operator.le: ("<=", 6), operator.eq: ("==", 6), operator.ne: ("!=", 6)}
+           operator.or_: ("|", 7), operator.xor: ("^", 8), operator.gt: (">", _COMPARISON),
+           operator.lt: ("<", _COMPARISON), operator.ge: (">=", _COMPARISON), operator.le: ("<=", _COMPARISON),
+           operator.eq: ("==", _COMPARISON), operator.ne: ("!=", _COMPARISON)}
 _UNARY = {operator.neg: ("-", 14), operator.invert: ("~", 14)}
+_NUMBER = 15.5  # a literal: an atom, except before `.` (`(1).real`)
 _ATOM = 16  # names, calls, attributes, subscripts
 
 
@@ -142,8 +130,10 @@ class ReadableCodeGen(fx.graph.CodeGen):
 
 def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list[tuple[fx.Node, str]], str]:
     """The parameters, the statements (node, `name = expression`) and the returned expression."""
+    printer.namespace.create_name(printer.root_module, None)  # `self` is the module, never a value
     for node in nodes:
         printer.namespace.create_name(node.name, node)  # reserve every node's name before globals
+    printer.variables = _accumulated_variables(nodes)
     parameters, statements, returned = [], [], "None"
     for node in nodes:
         if node.op == "placeholder":
@@ -161,12 +151,33 @@ def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list
     return parameters, statements, returned
 
 
+def _accumulated_variables(nodes: list[fx.Node]) -> dict[fx.Node, fx.Node]:
+    """A gradient summed in steps (`g = g + c`, each partial read by the next step alone) is
+    printed as one variable: for each step, the node whose name it takes (the incoming gradient
+    it starts from, else the finished sum)."""
+    first: dict[fx.Node, fx.Node] = {}
+    for node in nodes:
+        previous = node.args[0] if node.target is operator.add and node.args else None
+        if (isinstance(previous, fx.Node) and len(previous.users) == 1
+                and previous.meta.get(GRADIENT_OF) is not None
+                and previous.meta.get(GRADIENT_OF) is node.meta.get(GRADIENT_OF)):
+            first[node] = first.get(previous, previous)
+    finished = {start: node for node, start in first.items()}  # the last step of each chain wins
+    named_after = {}
+    for node, start in first.items():
+        named_after[node] = named_after[start] = start if start.op == "placeholder" else finished[start]
+    return named_after
+
+
 def _nests(node: fx.Node, text: str) -> bool:
     """Whether `node` is written inside its only user's expression instead of as a statement:
-    an unnamed intermediate, used once, short enough to read in place."""
+    an unnamed intermediate, read once, short enough to read in place."""
     users = list(node.users)
-    return (len(users) == 1 and users[0].op != "output" and not node.meta.get(USER_NAMED)
-            and GRADIENT_OF not in node.meta and len(text) <= _MAX_NESTED_LENGTH)
+    if len(users) != 1 or users[0].op == "output" or node.meta.get(USER_NAMED) or GRADIENT_OF in node.meta:
+        return False
+    reads = []
+    map_aggregate((users[0].args, users[0].kwargs), lambda a: reads.append(a) if a is node else None)
+    return len(reads) == 1 and len(text) <= _MAX_NESTED_LENGTH
 
 
 def _provenance(node: fx.Node) -> str | None:
@@ -184,27 +195,26 @@ class _Printer:
         self.names: dict[fx.Node, str] = {}
         self.nested: dict[fx.Node, tuple[str, int]] = {}
         self.globals: dict[str, Any] = {}
+        self.variables: dict[fx.Node, fx.Node] = {}  # see _accumulated_variables
 
     def name_statement(self, node: fx.Node) -> None:
-        """The variable a statement assigns: its own name, or that of the partial gradient it
-        accumulates onto when nothing else reads that one (`grad_a = grad_a + ...`)."""
-        previous = node.args[0] if node.target is operator.add and node.args else None
-        if (isinstance(previous, fx.Node) and previous in self.names and len(previous.users) == 1
-                and previous.meta.get(GRADIENT_OF) is not None
-                and previous.meta.get(GRADIENT_OF) is node.meta.get(GRADIENT_OF)):
-            self.names[node] = self.names[previous]
-        else:
-            self.names[node] = self.namespace.create_name(node.name, node)
+        """The variable a statement assigns: its own name, or that of the gradient it is a step
+        of summing (`grad_a = grad_a + ...`)."""
+        named_after = self.variables.get(node, node)
+        self.names[node] = self.namespace.create_name(named_after.name, named_after)
+
+    def torch_name(self, name: str) -> str:
+        """`torch.nn.functional.silu` as the code writes it, `torch` bound in its globals."""
+        root = self.namespace.create_name("torch", torch)
+        self.globals[root] = torch
+        return root + name[len("torch"):]
 
     def global_name(self, obj: Any) -> str:
         """How the code refers to a function: `torch.tanh`, or a name bound in its globals."""
         name = op_name(obj)
         if name.startswith("torch."):
-            root = self.namespace.create_name("torch", torch)
-            self.globals[root] = torch
-            return root + name[len("torch"):]
-        hint = getattr(obj, "__name__", "fn")
-        key = self.namespace.create_name(hint, obj)
+            return self.torch_name(name)
+        key = self.namespace.create_name(getattr(obj, "__name__", "fn"), obj)
         self.globals[key] = obj
         return key
 
@@ -226,14 +236,12 @@ class _Printer:
             text = f"float('{'nan' if math.isnan(arg) else 'inf'}')"
             return ("-" + text, _UNARY[operator.neg][1]) if arg < 0 else (text, _ATOM)
         if isinstance(arg, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
-            root = self.namespace.create_name("torch", torch)
-            self.globals[root] = torch
-            text = str(arg) if isinstance(arg, torch.dtype) else f"torch.{arg!r}"
-            return root + text[len("torch"):], _ATOM
+            return self.torch_name(str(arg) if isinstance(arg, torch.dtype) else f"torch.{arg!r}"), _ATOM
         if arg is Ellipsis:
             return "...", _ATOM
-        if isinstance(arg, (int, float)) and not isinstance(arg, bool) and arg < 0:
-            return repr(arg), _UNARY[operator.neg][1]
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            # `-1` binds like a unary minus; `1` is an atom but for `.`: `(1).real`, never `1.real`
+            return repr(arg), _UNARY[operator.neg][1] if arg < 0 else _NUMBER
         return repr(arg), _ATOM
 
     def operand(self, arg: Any, at_least: int) -> str:
@@ -257,9 +265,10 @@ class _Printer:
             return f"{self.operand(args[0], _ATOM)}.{target}({self.call_arguments(args[1:], kwargs)})", _ATOM
         if target in _BINARY and not kwargs:
             symbol, precedence = _BINARY[target]
-            right_associative = target is operator.pow
-            left = self.operand(args[0], precedence + right_associative)
-            right = self.operand(args[1], precedence + (not right_associative))
+            # a ** b ** c is a ** (b ** c), -a ** b is -(a ** b), a < b < c chains: bracket those
+            left_at_least = {operator.pow: _NUMBER}.get(target, precedence + (precedence == _COMPARISON))
+            left = self.operand(args[0], left_at_least)
+            right = self.operand(args[1], precedence + (target is not operator.pow))
             return f"{left} {symbol} {right}", precedence
         if target in _UNARY and not kwargs:
             symbol, precedence = _UNARY[target]

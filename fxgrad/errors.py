@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import linecache
 import re
 from typing import NamedTuple
 
@@ -50,14 +52,17 @@ class UnsupportedOpError(FxgradError):
         )
 
 
-_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n\s*(?P<code>.*)')
+# One frame of a formatted stack: its source line is missing for code with no file (`exec`).
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n(?:[ \t]+(?!File ")(?P<code>\S[^\n]*))?')
 
 
 class Frame(NamedTuple):
     file: str
     line: int
     func: str
-    code: str
+    code: str  # the whole statement on that line, on one line
+    assigns: str | None  # the variable the statement assigns (`x` in `x = ...`), if just one
+    statement: int  # the line the statement starts on
 
 
 def last_frame(node: fx.Node) -> Frame | None:
@@ -66,7 +71,51 @@ def last_frame(node: fx.Node) -> Frame | None:
     if not frames:
         return None
     last = frames[-1]
-    return Frame(last["file"], int(last["line"]), last["func"], last["code"].strip())
+    file, line = last["file"], int(last["line"])
+    statement = _statement_at(file, line)
+    if statement is None:
+        return Frame(file, line, last["func"], (last["code"] or "").strip(), None, line)
+    code, assigns, start = statement
+    return Frame(file, line, last["func"], code, None if last["func"] == "<lambda>" else assigns, start)
+
+
+_PARSED: dict[str, tuple[list[str], list[ast.stmt]]] = {}
+
+
+def _statement_at(file: str, line: int) -> tuple[str, str | None, int] | None:
+    """The statement of `file` that holds `line` (its text on one line, the name it assigns, its
+    first line), or None if the file cannot be read, or several statements share the line
+    (`a = f(x); b = g(a)`)."""
+    lines = linecache.getlines(file)
+    if not lines:
+        return None
+    cached = _PARSED.get(file)
+    if cached is None or cached[0] is not lines:
+        try:
+            tree = ast.parse("".join(lines))
+        except (SyntaxError, ValueError):
+            return None
+        cached = _PARSED[file] = (lines, [n for n in ast.walk(tree) if isinstance(n, ast.stmt)])
+    holding = [n for n in cached[1] if n.lineno <= line <= n.end_lineno]
+    if not holding:
+        return None
+    span = min(n.end_lineno - n.lineno for n in holding)
+    innermost = [n for n in holding if n.end_lineno - n.lineno == span]
+    if len(innermost) > 1:
+        return None
+    statement = innermost[0]
+    text = " ".join(ast.get_source_segment("".join(lines), statement).split())
+    return text, _assigned_name(statement), statement.lineno
+
+
+def _assigned_name(statement: ast.stmt) -> str | None:
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target = statement.targets[0]
+    elif isinstance(statement, ast.AnnAssign):
+        target = statement.target
+    else:
+        return None
+    return target.id if isinstance(target, ast.Name) else None
 
 
 def source_location(node: fx.Node) -> str:

@@ -18,6 +18,7 @@ never changes what the graph computes.
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import operator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any, Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+from torch.fx.node import map_aggregate
 
 from .graph import DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED, GraphBuilder, evaluate, value
 
@@ -73,14 +75,17 @@ def op_of(node: Any) -> str | None:
     return None
 
 
-def args_of(node: fx.Node) -> tuple:
+def args_of(node: fx.Node) -> tuple | None:
     """A node's arguments, positional, with defaults filled in for the ops in _SIGNATURES."""
     if node.op == "call_function" and node.target is getattr:  # x.mT, x.shape: the attribute is the op
         return (node.args[0],)
     signature = _SIGNATURES.get(op_of(node))
     if signature is None:
         return tuple(node.args)
-    bound = signature.bind(*node.args, **node.kwargs)
+    try:
+        bound = signature.bind(*node.args, **node.kwargs)
+    except TypeError:  # another overload (`torch.where(c)`): no pattern here matches it
+        return None
     bound.apply_defaults()
     return tuple(bound.args)
 
@@ -126,35 +131,40 @@ add, sub, mul, div, neg, matmul, pow_, mT, transpose, sum_, softmax, expand_as, 
     "numel", "size", "shape", "where")
 
 
-def match(pattern: Any, target: Any, bindings: dict) -> dict | None:
-    """Bindings that make `pattern` match `target`, extending `bindings`; None if none do."""
+def matches(pattern: Any, target: Any, bindings: dict):
+    """Every set of bindings that makes `pattern` match `target`, extending `bindings`."""
     if isinstance(pattern, Var):
-        if pattern.name in bindings:
-            return bindings if _same(bindings[pattern.name], target) else None
-        return {**bindings, pattern.name: target}
-    if isinstance(pattern, _Zero):
-        return bindings if op_of(target) == "zero" or _is_number(target, 0) else None
-    if isinstance(pattern, Op):
+        if pattern.name not in bindings:
+            yield {**bindings, pattern.name: target}
+        elif _same(bindings[pattern.name], target):
+            yield bindings
+    elif isinstance(pattern, _Zero):
+        if op_of(target) == "zero" or _is_number(target, 0):
+            yield bindings
+    elif isinstance(pattern, Op):
         op = op_of(target)
         if op != pattern.op and not (isinstance(pattern.op, tuple) and op in pattern.op):
-            return None
+            return
         args = args_of(target)
-        orders = [args, args[::-1]] if op in _COMMUTATIVE else [args]
+        if args is None:
+            return
         patterns = pattern.args
         if patterns and patterns[-1] is Ellipsis:
-            patterns = patterns[:-1]
-            orders = [candidate[:len(patterns)] for candidate in orders if len(candidate) >= len(patterns)]
-        for candidate in orders:
-            if len(candidate) == len(patterns):
-                found = bindings
-                for sub_pattern, arg in zip(patterns, candidate):
-                    found = match(sub_pattern, arg, found)
-                    if found is None:
-                        break
-                if found is not None:
-                    return found
-        return None
-    return bindings if _same(pattern, target) else None
+            patterns, args = patterns[:-1], args[:len(patterns) - 1]
+        if len(args) != len(patterns):
+            return
+        for candidate in ([args, args[::-1]] if op in _COMMUTATIVE else [args]):
+            yield from _match_all(patterns, candidate, bindings)
+    elif _same(pattern, target):
+        yield bindings
+
+
+def _match_all(patterns: tuple, targets: tuple, bindings: dict):
+    if not patterns:
+        yield bindings
+        return
+    for found in matches(patterns[0], targets[0], bindings):
+        yield from _match_all(patterns[1:], targets[1:], found)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -183,6 +193,8 @@ class Rewrite:
 
 def _size_one_along(x, dims, ndim: int) -> bool:
     """Whether `x` (broadcast to `ndim` dims) has size 1 along every dim of `dims`."""
+    if ndim == 0:  # a reduction of a 0-d value: nothing varies
+        return True
     shape = (1,) * (ndim - value(x).ndim) + tuple(value(x).shape)
     return all(shape[d % ndim] == 1 for d in _as_tuple(dims))
 
@@ -283,8 +295,8 @@ REWRITES = [
     Rewrite("Σ_d c·y → c·Σ_d y, c constant along d", sum_(mul(C, Y), D, True),
             lambda c, y, d: _unexpanded(c) * y.sum(d, keepdim=True),
             when=lambda c, y, d: d is not None and isinstance(c, fx.Proxy) and isinstance(y, fx.Proxy)
-            and _constant_along(c, d, max(value(c).ndim, value(y).ndim))
-            and not _constant_along(y, d, max(value(c).ndim, value(y).ndim))),
+            and value(y).ndim >= value(c).ndim and value(y).ndim > 0  # y has every dim summed over
+            and _constant_along(c, d, value(y).ndim) and not _constant_along(y, d, value(y).ndim)),
     Rewrite("Σ_d softmax(x, d) → 1", sum_(softmax(X, D), D, K), lambda x, d, k: 1),
     Rewrite("numel of a 0-d value → 1", numel(X), lambda x: 1, when=lambda x: value(x).ndim == 0),
     # shapes: read from a value computed anyway, so that a value needed only for its shape is not
@@ -321,11 +333,11 @@ def _apply_rewrites(graph: fx.Graph, builder: GraphBuilder, applied: list[str]) 
         if node.graph is not graph or not node.users:  # erased, or dead and about to be
             continue
         for rewrite in REWRITES:
-            bindings = match(rewrite.pattern, node, {})
-            if bindings is None:
-                continue
-            proxies = {k: builder.proxy(v) if isinstance(v, fx.Node) else v for k, v in bindings.items()}
-            if not rewrite.when(**proxies):
+            proxies = next((proxies for bindings in matches(rewrite.pattern, node, {})
+                            for proxies in [{k: builder.proxy(v) if isinstance(v, fx.Node) else v
+                                             for k, v in bindings.items()}]
+                            if rewrite.when(**proxies)), None)
+            if proxies is None:
                 continue
             last_before = node.prev
             with graph.inserting_before(node):
@@ -341,8 +353,9 @@ def _apply_rewrites(graph: fx.Graph, builder: GraphBuilder, applied: list[str]) 
                 _inherit_provenance(new_nodes, node)
                 name = node.name
                 _replace(node, result)
-                for user in sorted(set(reshaped), key=_position(graph)):
-                    user.meta["val"] = evaluate(user, builder.attributes)
+                if reshaped:
+                    for user in sorted(set(reshaped), key=_position(graph)):
+                        user.meta["val"] = evaluate(user, builder.attributes)
                 if node.meta.get(USER_NAMED) and new_nodes and new_nodes[-1] is result:
                     result._rename(name)
                 applied.append(rewrite.math)
@@ -380,37 +393,51 @@ def _inherit_provenance(new_nodes: list[fx.Node], replaced: fx.Node) -> None:
 def _fits(node: fx.Node, replacement: Any) -> list[fx.Node] | None:
     """Whether the graph computes the same with `replacement` in place of `node`.
 
-    A replacement of another shape fits where elementwise users broadcast it back to the same
-    result, maybe a few users up. Returns the users whose own shapes change on the way (their
-    values are re-evaluated), or None if it does not fit.
+    A replacement of the same shape and dtype fits. One that differs (a smaller shape, a
+    number for a tensor) fits where elementwise arithmetic users take it to the same result,
+    maybe a few users up: never larger, never of another dtype. Returns the users whose own
+    shape changes on the way (re-evaluated once replaced), or None if it does not fit.
     """
-    new = value(replacement)
-    old = node.meta["val"]
+    new, old = value(replacement), node.meta["val"]
     if not isinstance(old, torch.Tensor):  # a size or a count: any number of the same value
         return [] if not isinstance(new, torch.Tensor) and new == old else None
-    if isinstance(new, torch.Tensor) and new.dtype != old.dtype:
-        return None
-    new_shape = tuple(new.shape) if isinstance(new, torch.Tensor) else ()
-    return _broadcasts_back(node, new_shape)
+    if isinstance(new, torch.Tensor):
+        if new.dtype != old.dtype or not _no_larger(new.shape, old.shape):
+            return None
+        if new.shape == old.shape:
+            return []
+    return _absorbed(node, new)
 
 
-def _broadcasts_back(node: fx.Node, new_shape: tuple, depth: int = 4) -> list[fx.Node] | None:
-    """The users, direct or not, whose shapes change if `node` takes `new_shape`; None if the
-    change reaches a user that is not an elementwise op (or is more than `depth` users away)."""
-    if new_shape == tuple(node.meta["val"].shape):
-        return []
-    if depth == 0:
-        return None
+def _no_larger(shape, than) -> bool:
+    try:
+        return tuple(torch.broadcast_shapes(shape, than)) == tuple(than)
+    except RuntimeError:
+        return False
+
+
+# Elementwise arithmetic: broadcasts its operands, so it can absorb a smaller one.
+_ARITHMETIC = ("add", "sub", "mul", "div")
+
+
+def _absorbed(node: fx.Node, new: Any, depth: int = 4) -> list[fx.Node] | None:
     changed = []
     for user in node.users:
-        if op_of(user) not in ("add", "sub", "mul", "div") or not isinstance(user.meta["val"], torch.Tensor):
+        if depth == 0 or op_of(user) not in _ARITHMETIC or not isinstance(user.meta["val"], torch.Tensor):
             return None
-        others = [tuple(value(a).shape) for a in user.args if a is not node and isinstance(value(a), torch.Tensor)]
-        user_shape = tuple(torch.broadcast_shapes(new_shape, *others))
-        further = _broadcasts_back(user, user_shape, depth - 1)
-        if further is None:
+        args = map_aggregate(user.args, lambda a: new if a is node else value(a))
+        try:
+            user_new = user.target(*args) if user.op == "call_function" else getattr(args[0], user.target)(*args[1:])
+        except RuntimeError:
             return None
-        changed += ([user] if user_shape != tuple(user.meta["val"].shape) else []) + further
+        user_old = user.meta["val"]
+        if user_new.dtype != user_old.dtype or not _no_larger(user_new.shape, user_old.shape):
+            return None
+        if user_new.shape != user_old.shape:
+            further = _absorbed(user, user_new, depth - 1)
+            if further is None:
+                return None
+            changed += [user, *further]
     return changed
 
 
@@ -419,7 +446,7 @@ def _replace(node: fx.Node, replacement: Any) -> None:
         node.replace_all_uses_with(replacement)
     else:  # a constant
         for user in list(node.users):
-            user.args = tuple(replacement if a is node else a for a in user.args)
+            user.args, user.kwargs = map_aggregate((user.args, user.kwargs), lambda a: replacement if a is node else a)
     node.graph.erase_node(node)
 
 
@@ -448,18 +475,21 @@ def eliminate_common_subexpressions(graph: fx.Graph) -> bool:
 
 
 def _hashable(x: Any) -> Any:
+    """A key for `x` under which only equal arguments meet: Python's `True == 1 == 1.0` and
+    `0.0 == -0.0` name values that ops treat differently (`~True`, dtypes, `1 / -0.0`)."""
     if isinstance(x, dict):
         return tuple(sorted((k, _hashable(v)) for k, v in x.items()))
     if isinstance(x, (list, tuple)):
         return (type(x).__name__, tuple(_hashable(v) for v in x))
-    if isinstance(x, float):
-        return ("float", x)  # 1.0 and 1 give different dtypes in some ops: keep them apart
+    if isinstance(x, (bool, int, float)):
+        return (type(x).__name__, x, math.copysign(1.0, x) if isinstance(x, float) else 0)
     return x
 
 
 def finish(graph: fx.Graph, inputs: list[fx.Node]) -> None:
-    """Write out the zeros still in the graph: a zero gradient returned for input i becomes
-    `torch.zeros_like(input_i)`; any other (none arise from the rewrites above) a literal one."""
+    """Write out the zeros still in the graph. A zero gradient returned for input i becomes
+    `torch.zeros_like(input_i)`; a zero that an op could not absorb (`abs(x - x)`) becomes
+    `torch.zeros_like(v)` for an input `v` of its shape and dtype, else `v.new_zeros(shape)`."""
     output = next(node for node in graph.nodes if node.op == "output")
     results = list(output.args[0])
     for i, result in enumerate(results):
@@ -470,5 +500,13 @@ def finish(graph: fx.Graph, inputs: list[fx.Node]) -> None:
     output.args = (tuple(results),)
     for node in list(graph.nodes):
         if op_of(node) == "zero" and node.users:
-            raise AssertionError(f"a symbolic zero is used by {list(node.users)}")
+            val = node.meta["val"]
+            same = [p for p in inputs if (value(p).shape, value(p).dtype) == (val.shape, val.dtype)]
+            with graph.inserting_before(node):
+                if same:
+                    written = graph.call_function(torch.zeros_like, (same[0],))
+                else:
+                    written = graph.call_method("new_zeros", (inputs[0], tuple(val.shape)), {"dtype": val.dtype})
+            written.meta["val"] = val
+            node.replace_all_uses_with(written)
     graph.eliminate_dead_code()

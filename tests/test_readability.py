@@ -101,3 +101,68 @@ def test_derived_module_prints_what_it_runs():
     grads = (torch.ones(2, 4, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64))
     for printed, ran in zip(namespace["forward"](None, *inputs, *grads), bwd(*inputs, *grads)):
         assert torch.equal(printed, ran)
+
+
+def styles():
+    import sources.styles as module
+
+    return module
+
+
+def test_two_statements_on_one_line_name_nothing_wrongly():
+    x, w = torch.randn(2, 3), torch.randn(3, 4)
+    code = fxgrad.derive(styles().two_statements_on_a_line, (x, w)).code
+    assert "a = torch.tanh" not in code and "grad_a" not in code
+
+
+def test_multi_line_statement_is_named_and_quoted_whole():
+    x, w = torch.randn(2, 3), torch.randn(3, 4)
+    code = fxgrad.derive(styles().multi_line_statement, (x, w)).code
+    assert "y = torch.tanh(x @ w)" in code
+    assert "# from multi_line_statement line" in code and ": y = torch.tanh( x @ w )" in code
+
+
+def test_a_name_assigned_twice_names_both_values():
+    x, w1, w2 = torch.randn(2, 3), torch.randn(3, 3), torch.randn(3, 3)
+    code = fxgrad.derive(styles().repeated_statement, (x, w1, w2)).code
+    assert "h = torch.tanh(x @ w1)" in code and "h_1 = torch.tanh(h @ w2)" in code
+
+
+def test_a_lambda_takes_no_name_from_the_line_that_calls_derive():
+    bwd = fxgrad.derive(lambda x: torch.tanh(x), (torch.randn(3),))
+    assert "grad_bwd" not in bwd.code and "grad_out" in bwd.code
+
+
+def test_code_without_source_file():
+    namespace = {"torch": torch}
+    exec("def helper(x):\n    return torch.tanh(x)\n\ndef h1(x):\n    return helper(x) * 2\n", namespace)
+    code = fxgrad.derive(namespace["h1"], (torch.randn(3),)).code
+    assert 'File "' not in code
+
+
+def test_parameter_named_self_and_a_value_named_self():
+    def f(self, x):
+        return self * torch.tensor(2.0) + x
+
+    bwd = fxgrad.derive(f, (torch.randn(3), torch.randn(3)))
+    assert bwd(torch.ones(3), torch.ones(3), torch.ones(3))[0].eq(2).all()
+
+
+def test_a_value_read_twice_is_computed_once():
+    code = fxgrad.derive(lambda x, w: torch.tanh(x @ w) + 1, (torch.randn(2, 3), torch.randn(3, 4)),
+                         provenance=False).code
+    assert code.count("torch.tanh(") == 1 and code.count("x @ w") == 1
+
+
+def test_comparisons_are_not_chained():
+    f = lambda x, y: x * ((x > 0) == (y > 0))  # noqa: E731
+    x, y = torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    bwd = fxgrad.derive(f, (x, y))
+    assert "(x > 0) == (y > 0)" in bwd.code
+    assert_matches_autograd(f, bwd, (x, y))
+
+
+def test_an_accumulated_returned_gradient_is_named_for_its_input():
+    code = fxgrad.derive(styles().accumulated, (torch.randn(3),)).code
+    returned = code.strip().splitlines()[-1].strip()
+    assert returned == "return (grad_x,)", code

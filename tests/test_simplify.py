@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.fx as fx
 
+import fxgrad
 from fxgrad.emit import ReadableCodeGen
 from fxgrad.graph import GraphBuilder
 from fxgrad.simplify import REWRITES, finish, simplify
@@ -96,3 +97,42 @@ def test_common_subexpressions_are_computed_once():
     graph, builder, _ = build(lambda x: torch.tanh(x) * torch.tanh(x), [(2, 3)])
     simplify(graph, builder)
     assert [n.target for n in graph.nodes].count(torch.tanh) == 1
+
+
+def f64(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def two_statements_share_a_reduction(p, b, big):
+    s = (p.expand_as(big) * b).sum(1, keepdim=True) + big
+    return torch.tanh(s)
+
+
+# Functions whose simplification once went wrong: each must still match autograd.
+EDGE_CASES = [
+    pytest.param(lambda x, w: (x * w).sum(), (f64(2, 1), f64(3)), id="sum of a broadcast product"),
+    pytest.param(lambda x, w: (x * w).mean(), (f64(2, 1), f64(3)), id="mean of a broadcast product"),
+    pytest.param(two_statements_share_a_reduction, (f64(2, 1, 3), f64(4, 3), f64(2, 4, 3)),
+                 id="a replacement must not grow"),
+    pytest.param(lambda x: torch.exp(x - x) * x, (f64(3),), id="zero under exp"),
+    pytest.param(lambda y, x: torch.tanh(y + (x - x)), (f64(3), f64(2, 3)), id="zero keeping a broadcast shape"),
+    pytest.param(lambda x: torch.abs(x - x).abs() + x, (f64(()),), id="zero under abs (property test)"),
+    pytest.param(lambda x, y: y * torch.exp(x.softmax(0).sum(0)), (f64(3), f64(2)), id="number for a 0-d tensor"),
+    pytest.param(lambda x, y: y * x.softmax(0).sum(0).unsqueeze(0), (f64(3), f64(2)), id="number as a receiver"),
+    pytest.param(lambda x, y: x * torch.full((y.numel(),), 2.0, dtype=torch.float64), (f64(1), f64(())),
+                 id="constant inside a tuple argument"),
+    pytest.param(lambda x: torch.tanh(x.sum(-1, keepdim=True)), (f64(()),), id="0-d keepdim sum"),
+    pytest.param(lambda x: x.softmax(-1) * x, (f64(()),), id="0-d softmax"),
+    pytest.param(lambda x: x * torch.where(x > 0)[0].numel(), (f64(4),), id="where with one argument"),
+    pytest.param(lambda x, y: y * ~((x > 0) & True) + y * ~((x > 0) & 1), (f64(5), f64(5)), id="True is not 1"),
+    pytest.param(lambda x, y: torch.tanh(x * y.softmax(-1).sum(-1, keepdim=True)), (torch.randn(2, 3), f64(2, 3)),
+                 id="dtype promotion kept"),
+]
+
+
+@pytest.mark.parametrize("fn, inputs", EDGE_CASES)
+def test_edge_cases_match_autograd_and_the_raw_backward(fn, inputs):
+    from checks import assert_matches_autograd
+
+    assert_matches_autograd(fn, fxgrad.derive(fn, inputs), inputs)
+    assert_matches_autograd(fn, fxgrad.derive(fn, inputs, simplify=False), inputs)
