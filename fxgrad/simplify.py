@@ -431,7 +431,8 @@ def _absorbed(node: fx.Node, new: Any, depth: int = 4) -> list[fx.Node] | None:
         except RuntimeError:
             return None
         user_old = user.meta["val"]
-        if user_new.dtype != user_old.dtype or not _no_larger(user_new.shape, user_old.shape):
+        if (not isinstance(user_new, torch.Tensor) or user_new.dtype != user_old.dtype
+                or not _no_larger(user_new.shape, user_old.shape)):
             return None
         if user_new.shape != user_old.shape:
             further = _absorbed(user, user_new, depth - 1)

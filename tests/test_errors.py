@@ -183,6 +183,7 @@ def test_grad_outputs_of_the_wrong_count_or_shape():
         bwd(q, k, v, grad_o, grad_o)
     with pytest.raises(fxgrad.GradOutputError, match="must be a tensor"):
         bwd(q, k, v, grad_o, 1.0)
+    assert len(bwd(q, k, v, grad_o, grad_a)) == 3
 
 
 def test_derivative_undefined_at_the_example_follows_torch():

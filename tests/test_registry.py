@@ -1,6 +1,5 @@
 """The rule table and the lowering table are bound to the op-case table: nothing goes untested."""
 
-import torch.fx as fx
 
 import fxgrad
 from fxgrad.canon import LOWERINGS, OPS, op_name, traced_target

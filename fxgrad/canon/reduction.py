@@ -1,0 +1,32 @@
+"""Sums and means."""
+
+from typing import Callable
+
+import torch
+
+from ..graph import value
+from .registry import aten, define, emit, lowers, static_dim, unsupported_argument
+
+define({
+    # dim: an int or a tuple of ints, or None for a reduction over every dim (keepdim False)
+    torch.sum: lambda input, dim, keepdim: input.sum() if dim is None else input.sum(dim, keepdim=keepdim),
+    torch.mean: lambda input, dim, keepdim: input.mean() if dim is None else input.mean(dim, keepdim=keepdim),
+})
+
+
+def _reduction_lowering(op: Callable) -> Callable:
+    def lowering(input, dim=None, keepdim=False, *, dtype=None):
+        if dtype is not None:
+            unsupported_argument(f"{op.__name__}(dtype=...)")
+        dim = static_dim(dim)
+        if dim in (None, ()) and keepdim:
+            dim = tuple(range(value(input).ndim))
+        elif dim == ():
+            dim = None
+        return emit(op, input, dim, keepdim if dim is not None else False)
+
+    return lowering
+
+
+lowers(torch.sum, "Tensor.sum", aten.sum)(_reduction_lowering(torch.sum))
+lowers(torch.mean, "Tensor.mean", aten.mean)(_reduction_lowering(torch.mean))
