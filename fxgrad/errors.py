@@ -76,10 +76,13 @@ def last_frame(node: fx.Node) -> Frame | None:
     if statement is None:
         return Frame(file, line, last["func"], (last["code"] or "").strip(), None, line)
     code, assigns, start = statement
-    return Frame(file, line, last["func"], code, None if last["func"] == "<lambda>" else assigns, start)
+    if last["func"] == "<lambda>":  # the statement around a lambda is its caller's: quote the line
+        return Frame(file, line, last["func"], (last["code"] or "").strip(), None, line)
+    return Frame(file, line, last["func"], code, assigns, start)
 
 
 _PARSED: dict[str, tuple[list[str], list[ast.stmt]]] = {}
+_LONGEST_QUOTED = 4  # lines of a statement quoted whole; of a longer one, the line itself
 
 
 def _statement_at(file: str, line: int) -> tuple[str, str | None, int] | None:
@@ -104,6 +107,8 @@ def _statement_at(file: str, line: int) -> tuple[str, str | None, int] | None:
     if len(innermost) > 1:
         return None
     statement = innermost[0]
+    if statement.end_lineno - statement.lineno >= _LONGEST_QUOTED:
+        return lines[line - 1].strip(), _assigned_name(statement), statement.lineno
     text = " ".join(ast.get_source_segment("".join(lines), statement).split())
     return text, _assigned_name(statement), statement.lineno
 

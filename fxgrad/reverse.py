@@ -8,9 +8,11 @@ Only this module knows the walk order. It
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
+import torch
 import torch.fx as fx
+from torch.fx.node import map_aggregate
 
 from .canon import op_name, supported_ops
 from .errors import UnsupportedOpError, source_location
@@ -35,14 +37,16 @@ def reverse(
     depends_on_wrt = _nodes_depending_on(forward, {p.node for p in wrt})
     cotangents: dict[fx.Node, fx.Proxy] = {}
 
-    def accumulate(node: fx.Node, grad: fx.Proxy) -> None:
-        grad = fit_to(grad, builder.proxy(node))
-        previous = cotangents.get(node)
-        if previous is not None:
-            grad = previous + grad
-        if grad.node.op != "placeholder":
-            grad.node.meta.setdefault(GRADIENT_OF, node)  # a reused gradient keeps what it was
-        cotangents[node] = grad
+    def accumulate(node: fx.Node, grad: Any) -> None:
+        """Add `grad` to the cotangent of `node`. A node holding several values (`x.split(2)`)
+        has a tuple of cotangents, one per value, `None` for those no gradient reached."""
+        if isinstance(value(node), (tuple, list)):
+            previous = cotangents.get(node) or (None,) * len(value(node))
+            cotangents[node] = tuple(
+                _sum(old, None if new is None else fit_to(new, builder.proxy(node)[i]), node)
+                for i, (old, new) in enumerate(zip(previous, grad)))
+        else:
+            cotangents[node] = _sum(cotangents.get(node), fit_to(grad, builder.proxy(node)), node)
 
     for output, grad in seeds:
         if output in depends_on_wrt:
@@ -54,18 +58,41 @@ def reverse(
             continue
         op = _rule_for(node, depends_on_wrt)
         last_before = builder.graph._root.prev
-        args = [builder.proxy(a) if isinstance(a, fx.Node) else a for a in node.meta["fxgrad_args"]]
+        args = map_aggregate(node.meta["fxgrad_args"], lambda a: builder.proxy(a) if isinstance(a, fx.Node) else a)
         kwargs = {"out": builder.proxy(node)} if op in WANTS_OUT else {}
         input_grads = RULES[op](grad, *args, **kwargs)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        for arg, input_grad in zip(node.meta["fxgrad_args"], input_grads):
-            if input_grad is not None and isinstance(arg, fx.Node) and arg in depends_on_wrt:
+        for arg, input_grad in _pairs(node.meta["fxgrad_args"], input_grads):
+            if arg in depends_on_wrt:
                 accumulate(arg, input_grad)
         for new_node in nodes_after(last_before):
             new_node.meta[DERIVED_FROM] = node
 
     return [cotangents.get(p.node) for p in wrt]
+
+
+def _sum(previous: fx.Proxy | None, grad: fx.Proxy | None, node: fx.Node) -> fx.Proxy | None:
+    """`previous + grad`, None counting as zero; marks the result a gradient of `node`."""
+    if grad is None or previous is None:
+        grad = grad if previous is None else previous
+    else:
+        grad = previous + grad
+    if grad is not None and grad.node.op != "placeholder":
+        grad.node.meta.setdefault(GRADIENT_OF, node)  # a reused gradient keeps what it was
+    return grad
+
+
+def _pairs(args: Any, grads: Any):
+    """(argument node, its gradient) for every node among a rule's arguments, into lists and
+    tuples of them (`torch.cat((a, b))`); arguments that got no gradient are left out."""
+    for arg, grad in zip(args, grads):
+        if grad is None:
+            continue
+        if isinstance(arg, fx.Node):
+            yield arg, grad
+        elif isinstance(arg, (list, tuple)):
+            yield from _pairs(arg, grad)
 
 
 def _nodes_depending_on(forward: list[fx.Node], wrt: set[fx.Node]) -> set[fx.Node]:
@@ -87,6 +114,12 @@ def _rule_for(node: fx.Node, depends_on_wrt: set[fx.Node]):
             node = source
         name = op_name(node.meta.get("fxgrad_op") or node.meta.get("fxgrad_source_target") or node.target)
         raise UnsupportedOpError(name, source_location(node), supported_ops())
-    if any(value(arg).is_complex() for arg in node.all_input_nodes if arg in depends_on_wrt) or value(node).is_complex():
+    if any(_is_complex(value(arg)) for arg in node.all_input_nodes if arg in depends_on_wrt) or _is_complex(value(node)):
         raise UnsupportedOpError(f"{op_name(op)} on complex tensors", source_location(node), supported_ops())
     return op
+
+
+def _is_complex(val: Any) -> bool:
+    if isinstance(val, (tuple, list)):
+        return any(_is_complex(v) for v in val)
+    return isinstance(val, torch.Tensor) and val.is_complex()

@@ -9,6 +9,7 @@ same way.
 
 from __future__ import annotations
 
+import torch
 import torch.fx as fx
 
 from .graph import value
@@ -54,3 +55,8 @@ def unreduce(grad: fx.Proxy, input: fx.Proxy, dim, keepdim: bool) -> fx.Proxy:
         if d < value(input).ndim:
             grad = grad.unsqueeze(d)
     return grad
+
+
+def filled(grads: tuple, out: fx.Proxy) -> list[fx.Proxy]:
+    """The gradients of an op's several results (`out`), zeros for those no gradient reached."""
+    return [torch.zeros_like(out[i]) if grad is None else grad for i, grad in enumerate(grads)]

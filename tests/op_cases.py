@@ -14,6 +14,15 @@ import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
+class Index:
+    """An input of integer indices below `bound`, of `shape` (repeats included, so that
+    gradients must add up); its sizes stay as they are when the case is scaled."""
+
+    bound: int
+    shape: tuple[int, ...] = (3,)
+
+
+@dataclass(frozen=True)
 class OpCase:
     name: str
     fn: Callable
@@ -22,8 +31,8 @@ class OpCase:
     domain: str = "real"
     # False where the gradient deliberately differs from finite differences (detach)
     gradcheck: bool = True
-    # True where the function itself has sizes written out (`x.view(2, 3)`), so it only runs
-    # at the example's sizes
+    # True where the function has sizes written out (`x.view(2, 3)`, `x.split(2)`, `x[1:3]`),
+    # so that its graph holds only at the example's sizes
     literal_sizes: bool = False
 
     def inputs(self, seed: int = 0, scale: int = 1) -> tuple[torch.Tensor, ...]:
@@ -31,6 +40,9 @@ class OpCase:
         g = torch.Generator().manual_seed(seed)
         tensors = []
         for shape in self.shapes:
+            if isinstance(shape, Index):
+                tensors.append(torch.randint(0, shape.bound, shape.shape, generator=g))
+                continue
             shape = tuple(s if s == 1 else s * scale for s in shape)
             x = torch.randn(shape, generator=g, dtype=torch.float64)
             if self.domain == "positive":
@@ -187,6 +199,29 @@ CASES = [
     case("Tensor.expand_as", lambda x, y: x.expand_as(y) * y, (1, 3), (2, 3)),
     case("torch.broadcast_to", lambda x: torch.broadcast_to(x, (2, 3)), (), literal_sizes=True),
     case("torch.broadcast_to y.shape", lambda x, y: torch.broadcast_to(x, y.shape) * y, (3,), (2, 3)),
+    # joining and splitting
+    case("torch.cat", lambda x, y: torch.cat([x, y * 2], 1), (2, 3), (2, 4)),
+    case("torch.concat", lambda x, y: torch.concat((x, y), 0), (2, 3), (1, 3)),
+    case("torch.concatenate", lambda x, y: torch.concatenate((x, y), -1), (3,), (2,)),
+    case("torch.stack", lambda x, y: torch.stack((x, y), -1).sum(0), (2, 3), (2, 3)),
+    case("torch.split", lambda x: torch.split(x, 2, 1)[1] * 3, (2, 5), literal_sizes=True),
+    case("Tensor.split sections", lambda x: x.split([1, 4], 1)[0].exp() + x.split([1, 4], 1)[1].sum(1, keepdim=True),
+         (2, 5), literal_sizes=True),
+    case("torch.chunk", lambda x: torch.chunk(x, 3, 0)[2], (7, 2), literal_sizes=True),
+    case("Tensor.chunk", lambda x: x.chunk(2, -1)[0] * x.chunk(2, -1)[1], (3, 4)),
+    case("torch.unbind", lambda x: torch.unbind(x, 1)[0] * torch.unbind(x, 1)[2], (2, 3), literal_sizes=True),
+    case("Tensor.unbind", lambda x: x.unbind()[1], (2, 3), literal_sizes=True),
+    # indexing
+    case("[int, slice]", lambda x: x[1:3, 0], (4, 3), literal_sizes=True),
+    case("[..., None, int]", lambda x: x[..., None, -1], (2, 3, 4)),
+    case("[::2]", lambda x: x[::2], (5, 3)),
+    case("[:, tensor]", lambda x, i: x[:, i], (3, 4), Index(4, (5,))),
+    case("[2-D tensor]", lambda x, i: x[i], (3, 4), Index(3, (2, 2))),
+    case("[tensor, tensor]", lambda x, i, j: x[i, j], (3, 4), Index(3), Index(4)),
+    case("Tensor.narrow", lambda x: x.narrow(1, 1, 2), (3, 4)),
+    case("torch.narrow", lambda x: torch.narrow(x, 0, 0, 1), (3, 4)),
+    case("Tensor.select", lambda x: x.select(0, 1), (3, 4)),
+    case("torch.select", lambda x: torch.select(x, -1, 0), (3, 4)),
     # copies
     case("torch.clone", lambda x: torch.clone(x) * x, (2, 3)),
     case("Tensor.clone", lambda x: x.clone(), (3,)),

@@ -59,8 +59,11 @@ def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[t
     lowering = LOWERINGS.get(target)
     if lowering is not None:
         if node.op == "call_function" and node.target is builtins.getattr:
-            return lowering(args[0])
-        return lowering(*args, **kwargs)
+            result = lowering(args[0])
+        else:
+            result = lowering(*args, **kwargs)
+        if result is not NotImplemented:  # a lowering may leave a spelling it does not own
+            return result
     result = builder.create_proxy(node.op, _torch_level(node.target), args, kwargs, name=node.name)
     result.node.meta["fxgrad_source_target"] = traced_target(node)
     return result

@@ -46,7 +46,11 @@ def emit(op: Callable, *args: Any) -> fx.Proxy:
 
 
 def lowers(*targets: Callable | str):
-    """Register a lowering for the traced `targets` (functions, operators, "Tensor.<name>")."""
+    """Register a lowering for the traced `targets` (functions, operators, "Tensor.<name>").
+
+    A lowering returns the Proxy of the value, or NotImplemented for a use of the spelling it
+    does not handle (`operator.getitem` on a tuple of sizes), which is then copied as it is.
+    """
 
     def register(lowering: Callable) -> Callable:
         for target in targets:

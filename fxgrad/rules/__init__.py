@@ -39,4 +39,4 @@ def rule(*ops: Callable):
     return register
 
 
-from . import linalg, pointwise, reduction, shape  # noqa: E402,F401  (registers the rules)
+from . import indexing, linalg, pieces, pointwise, reduction, shape  # noqa: E402,F401  (registers the rules)

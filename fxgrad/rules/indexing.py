@@ -1,0 +1,34 @@
+"""Indexing: the gradient lands where the values were taken from, zeros elsewhere."""
+
+import torch
+
+from ..graph import value
+from . import rule
+
+aten = torch.ops.aten
+
+
+@rule(torch.select)
+def select(g, input, dim, index):
+    return torch.zeros_like(input).select_scatter(g, dim, index)
+
+
+@rule(aten.slice)
+def slice_(g, input, dim, start, end, step):
+    return torch.zeros_like(input).slice_scatter(g, dim, start, end, step or 1)
+
+
+@rule(aten.index)
+def index(g, input, indices):
+    tensors = [i for i in indices if i is not None]
+    if len(tensors) > 1:  # tensors of indices for the leading dims; repeated indices add up
+        return torch.zeros_like(input).index_put(tuple(tensors), g, accumulate=True)
+    (idx,) = tensors
+    dim = next(d for d, i in enumerate(indices) if i is not None)
+    # the dims that indices of idx's shape made, one dim of its numel for index_add
+    idx_ndim = value(idx).ndim
+    if idx_ndim == 0:
+        g = g.unsqueeze(dim)
+    elif idx_ndim > 1:
+        g = g.flatten(dim, dim + idx_ndim - 1)
+    return torch.zeros_like(input).index_add(dim, idx if idx_ndim == 1 else idx.reshape(-1), g)
