@@ -30,6 +30,8 @@ def _holds_tensors(x) -> bool:
 
 @lowers(operator.getitem)
 def _getitem(values, index):
+    if isinstance(values, (tuple, list)):  # a lowering that returned several values as a tuple
+        return values[index]
     if _holds_tensors(values):
         return emit(item, values, index)
     if isinstance(value(values), torch.Tensor):

@@ -48,8 +48,9 @@ def emit(op: Callable, *args: Any) -> fx.Proxy:
 def lowers(*targets: Callable | str):
     """Register a lowering for the traced `targets` (functions, operators, "Tensor.<name>").
 
-    A lowering returns the Proxy of the value, or NotImplemented for a use of the spelling it
-    does not handle (`operator.getitem` on a tuple of sizes), which is then copied as it is.
+    A lowering returns the Proxy of the value (a tuple of them for an op with several results,
+    such as `aten.native_layer_norm`), or NotImplemented for a use of the spelling it does not
+    handle (`operator.getitem` on a tuple of sizes), which is then copied as it is.
     """
 
     def register(lowering: Callable) -> Callable:
