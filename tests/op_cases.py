@@ -74,6 +74,8 @@ CASES = [
     case("F.linear", F.linear, (5, 3), (4, 3), (4,)),
     case("F.linear batch, no bias", F.linear, (2, 5, 3), (4, 3)),
     case("F.linear 1-D weight", F.linear, (5, 3), (3,)),
+    case("torch.addmm", torch.addmm, (4,), (2, 3), (3, 4)),
+    case("Tensor.addmm alpha beta", lambda b, x, w: b.addmm(x, w, beta=0.5, alpha=2), (2, 1), (2, 3), (3, 4)),
     # transposes and permutations
     case("torch.transpose", lambda x: torch.transpose(x, 0, 2), (2, 3, 4)),
     case("Tensor.transpose", lambda x: x.transpose(-1, 0), (2, 3)),
@@ -181,6 +183,9 @@ CASES = [
     case("torch.mean dim", lambda x: torch.mean(x, -1, keepdim=True), (2, 3)),
     case("Tensor.mean dims", lambda x: x.mean((0, 1)), (2, 3, 4)),
     case("Tensor.mean size-1 dim", lambda x: x.mean(1), (2, 1, 3)),
+    case("Tensor.norm", lambda x: x.norm(dim=-1, keepdim=True), (2, 3)),
+    case("torch.norm", lambda x: torch.norm(x), (2, 3)),
+    case("torch.linalg.vector_norm", lambda x: torch.linalg.vector_norm(x, dim=(0, 1)), (2, 3, 2)),
     # views and reshapes
     case("torch.reshape", lambda x: torch.reshape(x, (3, 2)), (2, 3), literal_sizes=True),
     case("Tensor.reshape", lambda x: x.reshape(-1), (2, 3)),

@@ -28,9 +28,19 @@ define({
 
 
 def _slice(input, dim, start, end, step):
-    if (start in (None, 0)) and end is None and step in (None, 1):
+    # (identity tests: an index may be a size read at run time, a Proxy)
+    if _is(start, None, 0) and end is None and _is(step, None, 1):
         return input
-    return emit(aten.slice, input, dim, start, end, None if step == 1 else step)
+    return emit(aten.slice, input, dim, start, end, None if _is(step, 1) else step)
+
+
+def _is(x, *constants) -> bool:
+    """`x in constants` for a Python constant; False for a Proxy, which has no value yet."""
+    return not isinstance(x, torch.fx.Proxy) and any(x is c or (c is not None and x == c) for c in constants)
+
+
+def _whole(i) -> bool:
+    return isinstance(i, slice) and i.start is None and i.stop is None and i.step is None
 
 
 def index_tensor(input, index):
@@ -39,8 +49,8 @@ def index_tensor(input, index):
     if any(isinstance(i, torch.fx.Proxy) and isinstance(value(i), torch.Tensor) for i in index):
         return _index_with_tensors(input, index)
     indexed = sum(1 for i in index if i is not None and i is not Ellipsis)
-    if Ellipsis in index:
-        at = index.index(Ellipsis)
+    at = next((k for k, i in enumerate(index) if i is Ellipsis), None)
+    if at is not None:
         index = index[:at] + _full(value(input).ndim - indexed) + index[at + 1:]
     dim = 0
     for i in index:
@@ -59,7 +69,7 @@ def _index_with_tensors(input, index):
     tensors = [k for k, i in enumerate(index) if isinstance(value(i), torch.Tensor)]
     if any(value(index[k]).dtype == torch.bool for k in tensors):
         unsupported_argument("indexing with a boolean mask (the result's size depends on the values)")
-    whole = all(i == slice(None) for k, i in enumerate(index) if k not in tensors)
+    whole = all(_whole(i) for k, i in enumerate(index) if k not in tensors)
     one_dim = len(tensors) == 1
     leading = tensors == list(range(len(tensors)))
     if not whole or not (one_dim or leading):

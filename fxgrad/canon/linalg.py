@@ -46,7 +46,7 @@ def _linear(input, weight, bias=None):
     return out if bias is None else emit(torch.add, out, bias)
 
 
-@lowers(aten.addmm)
+@lowers(torch.addmm, "Tensor.addmm", aten.addmm)
 def _addmm(input, mat1, mat2, *, beta=1, alpha=1):
     product = matmul(mat1, mat2)
     if alpha != 1:

@@ -30,3 +30,11 @@ def _reduction_lowering(op: Callable) -> Callable:
 
 lowers(torch.sum, "Tensor.sum", aten.sum)(_reduction_lowering(torch.sum))
 lowers(torch.mean, "Tensor.mean", aten.mean)(_reduction_lowering(torch.mean))
+
+
+@lowers(torch.norm, "Tensor.norm", torch.linalg.vector_norm, aten.linalg_vector_norm)
+def _norm(input, p=2, dim=None, keepdim=False, dtype=None, *, out=None):
+    # the Euclidean norm, as the ops it is made of: √(Σ x²)
+    if p not in (2, 2.0, "fro") or dtype is not None:
+        unsupported_argument(f"norm(p={p!r}{', dtype' if dtype is not None else ''}) (only the 2-norm)")
+    return emit(torch.sqrt, _reduction_lowering(torch.sum)(emit(torch.mul, input, input), dim, keepdim))

@@ -15,7 +15,7 @@ def select(g, input, dim, index):
 
 @rule(aten.slice)
 def slice_(g, input, dim, start, end, step):
-    return torch.zeros_like(input).slice_scatter(g, dim, start, end, step or 1)
+    return torch.zeros_like(input).slice_scatter(g, dim, start, end, 1 if step is None else step)
 
 
 @rule(aten.index)
