@@ -1,6 +1,8 @@
 """The rule table and the lowering table are bound to the op-case table: nothing goes untested."""
 
 
+import torch
+
 import fxgrad
 from fxgrad.canon import LOWERINGS, OPS, op_name, traced_target
 from fxgrad.rules import RULES
@@ -33,3 +35,16 @@ def test_every_lowering_is_exercised_by_a_case():
             traced_targets.update(traced_target(node) for node in traced.module.graph.nodes if node.op != "placeholder")
     missing = sorted(op_name(t) for t in set(LOWERINGS) - traced_targets)
     assert not missing, f"supported spellings no op case uses: {missing}"
+
+
+def test_coverage_table_names_every_op_with_its_rule_and_its_tests():
+    from fxgrad.coverage import covered_by, table
+
+    case = next(c for c in CASES if c.name == "torch.tanh")
+    coverage, failures = covered_by([("case torch.tanh", lambda: fxgrad.derive(case.fn, case.inputs())),
+                                     ("unsupported", lambda: fxgrad.derive(torch.fft.fft, (torch.randn(4),)))])
+    rows = {row[0]: row for row in table(coverage)}
+    assert set(rows) == {op_name(op) for op in OPS}
+    assert rows["torch.tanh"][1].startswith("fxgrad/rules/pointwise.py:")
+    assert rows["torch.tanh"][2] == "1: case torch.tanh"
+    assert list(failures) == ["unsupported"]
