@@ -1,6 +1,5 @@
 """The rule table and the lowering table are bound to the op-case table: nothing goes untested."""
 
-
 import torch
 
 import fxgrad
