@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -83,6 +84,33 @@ def derive(
         >>> grad_w.shape
         torch.Size([3, 2])
     """
+    derivation = derive_graph(fn, example_inputs, wrt=wrt, simplify=simplify, tracer=tracer)
+    derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
+    bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
+    bwd.grad_names = derivation.grad_names
+    bwd.input_shapes = derivation.input_shapes
+    bwd.output_shapes = derivation.output_shapes
+    bwd.output_names = derivation.output_names
+    return bwd
+
+
+@dataclass
+class Derivation:
+    """A derived graph: placeholders for the inputs and one incoming gradient per output; it
+    returns `fn`'s outputs first if asked (`with_outputs`), then the gradients."""
+
+    graph: fx.Graph
+    attributes: dict[str, Any]  # what its get_attr nodes read: parameters, buffers, constants
+    grad_names: list[str]
+    input_shapes: list[torch.Size]
+    output_shapes: list[torch.Size]
+    output_names: list[str]
+    parameters: list[str]  # the module's parameters, differentiated after the inputs
+
+
+def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequence[int] | None = None,
+                 simplify: bool = True, tracer: str = "auto", with_outputs: bool = False) -> Derivation:
+    """The pipeline behind `derive`; see there."""
     inputs = _check_inputs(example_inputs)
     traced = trace(fn, inputs, tracer)
     placeholders = [node for node in traced.module.graph.nodes if node.op == "placeholder"]
@@ -140,21 +168,18 @@ def derive(
             results.append(torch.zeros_like(proxy))
         else:
             results.append(grads[proxy])
-    graph.output(tuple(r.node if isinstance(r, fx.Proxy) else r for r in results))
+    returned = (outputs if with_outputs else []) + results
+    graph.output(tuple(r.node if isinstance(r, fx.Proxy) else r for r in returned))
     graph.eliminate_dead_code()
-    differentiable_nodes = [p.node for p in differentiable_proxies]
+    # what each returned value is: an output of fn (None), or the gradient of a value
+    gradient_of = [None] * (len(outputs) if with_outputs else 0) + [p.node for p in differentiable_proxies]
     if simplify:
         simplifier.simplify(graph, builder)
-        simplifier.finish(graph, differentiable_nodes)
-    emit.name_gradients(graph, grad_names)
-    graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
+        simplifier.finish(graph, gradient_of)
+    emit.name_gradients(graph, [None] * (len(gradient_of) - len(grad_names)) + grad_names)
     graph.lint()
-    bwd = Backward(builder.attributes, graph, class_name="Backward")
-    bwd.grad_names = grad_names
-    bwd.input_shapes = [x.shape for x in inputs]
-    bwd.output_shapes = output_shapes
-    bwd.output_names = [output.node.name for output in outputs]
-    return bwd
+    return Derivation(graph, builder.attributes, grad_names, [x.shape for x in inputs], output_shapes,
+                      [output.node.name for output in outputs], list(parameters))
 
 
 def _check_inputs(example_inputs) -> list[torch.Tensor]:

@@ -60,12 +60,13 @@ def _returned_names(outputs: list[Any]) -> list[str]:
     return [f"out{i}" for i in range(len(outputs))]
 
 
-def name_gradients(graph: fx.Graph, grad_names: list[str]) -> None:
-    """`grad_names[i]` for the i-th returned gradient; `grad_<value>` for other gradient nodes."""
+def name_gradients(graph: fx.Graph, grad_names: list[str | None]) -> None:
+    """`grad_names[i]` for the i-th returned value (None: not a gradient); `grad_<value>` for
+    other gradient nodes."""
     output = next(node for node in graph.nodes if node.op == "output")
     returned = set()
     for node, name in zip(output.args[0], grad_names):
-        if _renamable(node) and node not in returned:
+        if name is not None and _renamable(node) and node not in returned:
             node._rename(name)
             returned.add(node)
     for node in graph.nodes:

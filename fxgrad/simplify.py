@@ -487,18 +487,20 @@ def _hashable(x: Any) -> Any:
     return x
 
 
-def finish(graph: fx.Graph, inputs: list[fx.Node]) -> None:
-    """Write out the zeros still in the graph. A zero gradient returned for input i becomes
-    `torch.zeros_like(input_i)`; a zero that an op could not absorb (`abs(x - x)`) becomes
-    `torch.zeros_like(v)` for an input `v` of its shape and dtype, else `v.new_zeros(shape)`."""
+def finish(graph: fx.Graph, gradient_of: list[fx.Node | None]) -> None:
+    """Write out the zeros still in the graph. A zero returned as the gradient of value v
+    (`gradient_of[i]` for the i-th returned value) becomes `torch.zeros_like(v)`; any other
+    zero (`abs(x - x)`) becomes `torch.zeros_like(v)` for an input `v` of its shape and dtype,
+    else `v.new_zeros(shape)`."""
     output = next(node for node in graph.nodes if node.op == "output")
     results = list(output.args[0])
-    for i, result in enumerate(results):
-        if op_of(result) == "zero":
+    for i, (result, like) in enumerate(zip(results, gradient_of)):
+        if op_of(result) == "zero" and like is not None:
             with graph.inserting_before(output):
-                results[i] = graph.call_function(torch.zeros_like, (inputs[i],))
+                results[i] = graph.call_function(torch.zeros_like, (like,))
                 results[i].meta["val"] = result.meta["val"]
     output.args = (tuple(results),)
+    inputs = [node for node in graph.nodes if node.op == "placeholder"]
     for node in list(graph.nodes):
         if op_of(node) == "zero" and node.users:
             val = node.meta["val"]
