@@ -2,6 +2,7 @@
 
 from .api import Backward, derive
 from .canon import supported_ops
+from .function import function
 from .errors import (
     FxgradError,
     GradOutputError,
@@ -15,6 +16,7 @@ from .errors import (
 
 __all__ = [
     "derive",
+    "function",
     "supported_ops",
     "Backward",
     "FxgradError",

@@ -58,6 +58,7 @@ def derive(
     simplify: bool = True,
     provenance: bool = True,
     tracer: str = "auto",
+    compile: bool = False,
 ) -> Backward:
     """Derive the closed-form backward of `fn` as a readable `torch.fx.GraphModule`.
 
@@ -72,7 +73,8 @@ def derive(
 
     `simplify=False` skips the algebraic simplification, to see or measure what it gains;
     `provenance=False` leaves out the comments naming the forward line of each statement;
-    `tracer` is "fx", "export", "aten" or "auto" (fx, then export if fx cannot trace).
+    `tracer` is "fx", "export", "aten" or "auto" (fx, then export if fx cannot trace);
+    `compile=True` returns the backward passed through `torch.compile(fullgraph=True)`.
 
     Example:
         >>> import torch, fxgrad
@@ -91,7 +93,7 @@ def derive(
     bwd.input_shapes = derivation.input_shapes
     bwd.output_shapes = derivation.output_shapes
     bwd.output_names = derivation.output_names
-    return bwd
+    return torch.compile(bwd, fullgraph=True) if compile else bwd
 
 
 @dataclass

@@ -1,0 +1,120 @@
+"""`fxgrad.function`: a function run forward, with its derived backward as its autograd node.
+
+The joint graph `derive_graph(..., with_outputs=True)` computes the outputs and the gradients
+from the inputs. `partition` cuts it in two: a forward that computes the outputs and the values
+the backward reads (the *saved* values), and a backward that computes the gradients from the
+saved values and the incoming gradients. The backward never re-runs the forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.fx as fx
+
+from .api import Derivation, derive_graph
+from .emit import ReadableCodeGen
+from .graph import FORWARD
+
+
+@dataclass
+class Partition:
+    forward: fx.GraphModule  # (*inputs, *parameters) -> (*outputs, *saved)
+    backward: fx.GraphModule  # (*saved, *grad_outputs) -> gradients of (*inputs, *parameters)
+    n_outputs: int
+    n_saved: int
+
+
+def partition(derivation: Derivation) -> Partition:
+    """Cut a joint graph (returning `fn`'s outputs, then the gradients) into forward and backward."""
+    graph = derivation.graph
+    n_outputs = len(derivation.output_shapes)
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+    inputs, grad_outputs = placeholders[: len(derivation.input_shapes)], placeholders[len(derivation.input_shapes):]
+    parameters = [node for node in graph.nodes if node.op == "get_attr" and node.target in derivation.parameters]
+    output = next(node for node in graph.nodes if node.op == "output")
+    outputs, gradients = output.args[0][:n_outputs], output.args[0][n_outputs:]
+
+    def in_forward(node: fx.Node) -> bool:
+        return node in inputs or node in parameters or bool(node.meta.get(FORWARD))
+
+    computed = [node for node in graph.nodes if node.op in ("call_function", "call_method", "get_attr")]
+    saved = [node for node in inputs + parameters + computed
+             if in_forward(node) and any(not in_forward(user) and user is not output for user in node.users)]
+
+    forward_graph, env = fx.Graph(), {}
+    for node in inputs + parameters:  # a parameter is an argument of the forward: autograd sees it
+        env[node] = forward_graph.placeholder(node.name)
+        env[node].meta = dict(node.meta)
+    for node in computed:
+        if in_forward(node) and node not in parameters:
+            env[node] = forward_graph.node_copy(node, env.__getitem__)
+    forward_graph.output(tuple(env[n] if isinstance(n, fx.Node) else n for n in (*outputs, *saved)))
+
+    backward_graph, env = fx.Graph(), {}
+    for node in saved + grad_outputs:
+        env[node] = backward_graph.placeholder(node.name)
+        env[node].meta = dict(node.meta)
+    for node in computed:
+        if not in_forward(node) or (node.op == "get_attr" and node not in parameters and node not in saved):
+            env[node] = backward_graph.node_copy(node, env.__getitem__)
+    backward_graph.output(tuple(env[n] if isinstance(n, fx.Node) else n for n in gradients))
+
+    for part in (forward_graph, backward_graph):
+        part.eliminate_dead_code()
+        part.set_codegen(ReadableCodeGen(provenance=False))
+    forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
+    backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
+    return Partition(forward, backward, n_outputs, len(saved))
+
+
+def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: bool = False) -> Callable:
+    """`fn` as a function whose autograd backward is its derived backward.
+
+    Calling the result runs the forward part of `fn`'s joint graph, records one autograd node,
+    and saves the values the backward reads; `.backward()` then runs the derived backward. For
+    an `nn.Module`, its parameters get gradients too. `compile=True` passes both parts through
+    `torch.compile(fullgraph=True)`.
+
+    Example:
+        >>> import torch, fxgrad
+        >>> f = fxgrad.function(lambda x, w: torch.tanh(x @ w).sum(), (torch.randn(4, 3), torch.randn(3, 2)))
+        >>> w = torch.randn(3, 2, requires_grad=True)
+        >>> f(torch.randn(4, 3), w).backward()
+        >>> w.grad.shape
+        torch.Size([3, 2])
+    """
+    parts = partition(derive_graph(fn, example_inputs, with_outputs=True))
+    forward, backward = parts.forward, parts.backward
+    if compile:
+        forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
+    parameters = list(fn.parameters()) if isinstance(fn, torch.nn.Module) else []
+
+    class Derived(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *args: Any):
+            results = forward(*args)
+            outputs, saved = results[: parts.n_outputs], results[parts.n_outputs:]
+            # tensors go through save_for_backward (autograd checks they are not changed after);
+            # sizes and other numbers are kept as they are
+            ctx.tensor_positions = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
+            ctx.save_for_backward(*(saved[i] for i in ctx.tensor_positions))
+            ctx.saved_values = list(saved)
+            ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
+                                          and not (out.is_floating_point() or out.is_complex())))
+            return outputs if parts.n_outputs > 1 else outputs[0]
+
+        @staticmethod
+        def backward(ctx, *grad_outputs: torch.Tensor):
+            saved = ctx.saved_values
+            for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
+                saved[position] = tensor
+            return tuple(backward(*saved, *grad_outputs))
+
+    def call(*inputs: torch.Tensor):
+        return Derived.apply(*inputs, *parameters)
+
+    call.forward_module, call.backward_module = parts.forward, parts.backward
+    return call
