@@ -17,7 +17,7 @@ import torch
 from functorch.compile import aot_function, make_boxed_func
 from tabulate import tabulate
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 import fxgrad  # noqa: E402
 from examples.seeds import EXAMPLES, example_inputs  # noqa: E402

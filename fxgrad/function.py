@@ -37,8 +37,15 @@ def partition(derivation: Derivation) -> Partition:
     output = next(node for node in graph.nodes if node.op == "output")
     outputs, gradients = output.args[0][:n_outputs], output.args[0][n_outputs:]
 
+    forward_values = set(inputs) | set(parameters)
+    for node in graph.nodes:
+        # a backward's read of a forward value's size is made in the forward: the size is kept,
+        # not the tensor
+        if node.meta.get(FORWARD) or (_reads_size(node) and all(a in forward_values for a in node.all_input_nodes)):
+            forward_values.add(node)
+
     def in_forward(node: fx.Node) -> bool:
-        return node in inputs or node in parameters or bool(node.meta.get(FORWARD))
+        return node in forward_values
 
     computed = [node for node in graph.nodes if node.op in ("call_function", "call_method", "get_attr")]
     saved = [node for node in inputs + parameters + computed
@@ -68,6 +75,13 @@ def partition(derivation: Derivation) -> Partition:
     forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
     backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
     return Partition(forward, backward, n_outputs, len(saved))
+
+
+def _reads_size(node: fx.Node) -> bool:
+    """`x.shape`, `x.size(d)`, `x.numel()`, `x.dim()`: values that depend only on sizes."""
+    if node.op == "call_method":
+        return node.target in ("size", "numel", "dim")
+    return node.op == "call_function" and node.target is getattr and node.args[1] in ("shape", "ndim")
 
 
 def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: bool = False) -> Callable:

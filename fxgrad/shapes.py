@@ -29,7 +29,7 @@ def fit_to(grad: fx.Proxy, like: fx.Proxy) -> fx.Proxy:
     if stretched:
         grad = grad.sum(stretched[0] if len(stretched) == 1 else stretched, keepdim=True)
     if tuple(value(grad).shape) != target:  # a gradient smaller than its value: broadcast it
-        grad = grad.expand_as(like)
+        grad = grad.expand(like.shape)  # (reads only the shape: a backward can keep just that)
     if value(grad).dtype != like_val.dtype:
         grad = grad.to(like_val.dtype)
     return grad

@@ -15,6 +15,7 @@ attributes are the module's parameters. Every node keeps the user's source frame
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
@@ -35,6 +36,12 @@ TRACERS = ("fx", "export", "aten")
 _LIBRARY_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__)) + os.sep for module in (torch, fx)
 ) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+
+
+@functools.lru_cache(maxsize=None)
+def _is_library(filename: str) -> bool:
+    """Whether a frame's file is torch's, fxgrad's or Python's own, not the user's code."""
+    return os.path.abspath(filename).startswith(_LIBRARY_DIRS) or "<frozen " in filename
 
 
 @dataclass
@@ -107,10 +114,7 @@ class _SourceRecordingTracer(fx.Tracer):
 
     def user_stack(self) -> str:
         """The frames from the traced function inwards; empty outside it (fx's own epilogue)."""
-        frames = [
-            frame for frame in traceback.extract_stack()
-            if not frame.filename.startswith(_LIBRARY_DIRS) and "<frozen " not in frame.filename
-        ]
+        frames = [frame for frame in traceback.extract_stack() if not _is_library(frame.filename)]
         entry = next((i for i, f in enumerate(frames) if (f.filename, f.name) == self.entry), None)
         return "" if entry is None else "".join(traceback.format_list(frames[entry:]))
 

@@ -101,10 +101,11 @@ def relu(g, input, *, out):
 
 
 @rule(F.silu)
-def silu(g, input, *, out):
-    # d x·σ(x) = σ(x) + x·σ(x)·(1 - σ(x)) = σ(x) + out·(1 - σ(x))
+def silu(g, input):
+    # d x·σ(x) = σ(x) + x·σ(x)·(1 - σ(x)) = σ(x)·(1 + x·(1 - σ(x))); from the input alone, so
+    # that a training step keeps the input only, as torch's silu_backward does
     sigmoid = torch.sigmoid(input)
-    return g * (sigmoid + out * (1 - sigmoid))
+    return g * sigmoid * (1 + input * (1 - sigmoid))
 
 
 @rule(F.gelu)
