@@ -1,0 +1,78 @@
+"""Selecting reductions, gathering, repeating: the gradient goes back to where each value came from."""
+
+import torch
+
+from ..canon.registry import splat
+from ..canon.selection import roll as roll_
+from ..graph import value
+from ..shapes import unreduce
+from . import rule
+
+
+@rule(torch.amax, torch.amin)
+def amax(g, input, dim, keepdim, *, out):
+    # the elements equal to the extreme share its gradient evenly, as torch shares it among ties
+    chosen = input == unreduce(out, input, dim, keepdim)
+    count = chosen.sum() if dim is None else chosen.sum(dim, keepdim=True)
+    return unreduce(g, input, dim, keepdim) / count * chosen
+
+
+@rule(torch.Tensor.max, torch.Tensor.min)
+def max_all(g, input, *, out):
+    # as amax, except that where the extreme is NaN, the NaNs share its gradient (as torch)
+    chosen = (input == out) | input.isnan()
+    return g / chosen.sum() * chosen
+
+
+@rule(torch.max, torch.min)
+def max_along(g, input, dim, keepdim, *, out):
+    grad, _ = g  # the indices carry no gradient
+    indices = out[1]
+    if not keepdim and value(input).ndim > 0:
+        grad, indices = grad.unsqueeze(dim), indices.unsqueeze(dim)
+    # all of it to the element the indices name
+    return torch.zeros_like(input).scatter(dim, indices, grad)
+
+
+@rule(torch.gather)
+def gather(g, input, dim, index):
+    # each gathered element back to where it came from; repeated indices add up
+    return torch.zeros_like(input).scatter_add(dim, index, g)
+
+
+@rule(torch.Tensor.repeat)
+def repeat(g, input, repeats):
+    # g over (r0·s0, r1·s1, ...) viewed as (r0, s0, r1, s1, ...), summed over the copies
+    # (repeats beyond the input's rank add leading dims of copies)
+    extra = len(repeats) - value(input).ndim
+    if all(_is_one(r) for r in repeats[extra:]):
+        return g  # copies along new leading dims only: the engine sums those
+    shape, copies = [], []
+    for i, r in enumerate(repeats):
+        if not _is_one(r):
+            copies.append(len(shape))
+            shape.append(r)
+        if i >= extra:
+            shape.append(input.size(i - extra))
+    return g.reshape(*shape).sum(copies[0] if len(copies) == 1 else tuple(copies))
+
+
+def _is_one(repeat) -> bool:
+    return isinstance(repeat, int) and repeat == 1  # (a repeat read at run time may be anything)
+
+
+@rule(torch.repeat_interleave)
+def repeat_interleave(g, input, repeats, dim):
+    # each element was repeated in place: (s·r) viewed as (s, r), summed over the r copies
+    return g.unflatten(dim, (-1, repeats)).sum(dim + 1)
+
+
+@rule(torch.roll)
+def roll(g, input, shifts, dims):
+    # rolled back
+    return roll_(g, tuple(-s for s in shifts) if isinstance(shifts, tuple) else -shifts, dims)
+
+
+@rule(torch.flip)
+def flip(g, input, dims):
+    return splat(g.flip, dims)  # flipped back
