@@ -39,4 +39,4 @@ def rule(*ops: Callable):
     return register
 
 
-from . import indexing, linalg, pieces, pointwise, reduction, shape  # noqa: E402,F401  (registers the rules)
+from . import contractions, indexing, linalg, pieces, pointwise, reduction, shape  # noqa: E402,F401  (registers the rules)
