@@ -237,7 +237,7 @@ class _Printer:
             text = f"float('{'nan' if math.isnan(arg) else 'inf'}')"
             return ("-" + text, _UNARY[operator.neg][1]) if arg < 0 else (text, _ATOM)
         if isinstance(arg, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
-            return self.torch_name(str(arg) if isinstance(arg, torch.dtype) else f"torch.{arg!r}"), _ATOM
+            return self.torch_name(f"torch.{arg!r}" if isinstance(arg, torch.device) else str(arg)), _ATOM
         if arg is Ellipsis:
             return "...", _ATOM
         if isinstance(arg, (int, float)) and not isinstance(arg, bool):

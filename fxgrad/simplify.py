@@ -29,7 +29,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch.fx.node import map_aggregate
 
-from .graph import DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED, GraphBuilder, evaluate, value
+from .graph import DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED, GraphBuilder, evaluate, is_tensor, value
 
 # ---------------------------------------------------------------------------------------------
 # A uniform view of nodes: an op name and positional arguments, whatever the spelling.
@@ -294,7 +294,7 @@ REWRITES = [
             when=lambda x, d: d is not None and _size_one_along(x, d, value(x).ndim)),
     Rewrite("Σ_d c·y → c·Σ_d y, c constant along d", sum_(mul(C, Y), D, True),
             lambda c, y, d: _unexpanded(c) * y.sum(d, keepdim=True),
-            when=lambda c, y, d: d is not None and isinstance(c, fx.Proxy) and isinstance(y, fx.Proxy)
+            when=lambda c, y, d: d is not None and is_tensor(c) and is_tensor(y)  # not a size read at run time
             and value(y).ndim >= value(c).ndim and value(y).ndim > 0  # y has every dim summed over
             and _constant_along(c, d, value(y).ndim) and not _constant_along(y, d, value(y).ndim)),
     Rewrite("Σ_d softmax(x, d) → 1", sum_(softmax(X, D), D, K), lambda x, d, k: 1),

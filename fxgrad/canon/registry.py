@@ -104,6 +104,9 @@ def op_name(op: Callable) -> str:
         return op
     if isinstance(op, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
         return str(op)  # aten.matmul
+    name = getattr(op, "__name__", None)
+    if id(op) not in _PUBLIC_NAMES and name and getattr(torch, name, None) is op:
+        return f"torch.{name}"  # a private torch function (torch._safe_softmax), which ATen records
     return _PUBLIC_NAMES.get(id(op)) or getattr(op, "__qualname__", repr(op))
 
 

@@ -39,4 +39,13 @@ def rule(*ops: Callable):
     return register
 
 
-from . import indexing, linalg, pieces, pointwise, reduction, selection, shape  # noqa: E402,F401  (registers the rules)
+from . import (  # noqa: E402,F401  (registers the rules)
+    contractions,
+    indexing,
+    linalg,
+    pieces,
+    pointwise,
+    reduction,
+    selection,
+    shape,
+)
