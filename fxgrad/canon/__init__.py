@@ -14,12 +14,14 @@ never sees an alias, a keyword argument or a default.
 Every canonical node carries its op in `node.meta["fxgrad_op"]` and its bound arguments in
 `node.meta["fxgrad_args"]`; the reverse pass reads those two and nothing else.
 
-One module per area (linalg, pointwise, reduction, shape, pieces, indexing) defines its canonical ops (`define`)
+One module per area (linalg, pointwise, selection, cumulative, reduction, shape, pieces, indexing,
+embedding, conversion) defines its canonical ops (`define`)
 beside the spellings that lower onto them (`lowers`), ATen ones included; `registry` holds the
 tables, `lowering.canonicalize` is the pass that applies them.
 """
 
-from . import indexing, linalg, pieces, pointwise, reduction, shape  # noqa: F401  (each defines its ops and spellings)
+from . import (  # noqa: F401  (each defines its ops and spellings)
+    conversion, cumulative, embedding, indexing, linalg, pieces, pointwise, reduction, selection, shape)
 from .lowering import RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target
 from .registry import LOWERINGS, OPS, emit, lowers, op_name, supported_ops
 

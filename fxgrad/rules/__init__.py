@@ -39,4 +39,5 @@ def rule(*ops: Callable):
     return register
 
 
-from . import indexing, linalg, pieces, pointwise, reduction, shape  # noqa: E402,F401  (registers the rules)
+from . import (  # noqa: E402,F401  (registers the rules)
+    conversion, cumulative, embedding, indexing, linalg, pieces, pointwise, reduction, selection, shape)
