@@ -60,3 +60,17 @@ def unreduce(grad: fx.Proxy, input: fx.Proxy, dim, keepdim: bool) -> fx.Proxy:
 def filled(grads: tuple, out: fx.Proxy) -> list[fx.Proxy]:
     """The gradients of an op's several results (`out`), zeros for those no gradient reached."""
     return [torch.zeros_like(out[i]) if grad is None else grad for i, grad in enumerate(grads)]
+
+
+def add_at(like: fx.Proxy, dim: int, index: fx.Proxy, grad: fx.Proxy) -> fx.Proxy:
+    """Zeros like `like` with the slices of `grad` along `dim` added at `index` (repeats add up).
+
+    `grad` has, at `dim`, the dims that `index`'s shape made (`x[:, idx]`, an embedding's rows).
+    """
+    index_ndim = value(index).ndim
+    # one dim of index's numel, for index_add
+    if index_ndim == 0:
+        grad = grad.unsqueeze(dim)
+    elif index_ndim > 1:
+        grad = grad.flatten(dim, dim + index_ndim - 1)
+    return torch.zeros_like(like).index_add(dim, index if index_ndim == 1 else index.reshape(-1), grad)

@@ -126,6 +126,8 @@ def _functional_target(node: fx.Node, kwargs: dict) -> Any:
         isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
     )
     changed = node.args[0] if node.args else None
+    while isinstance(changed, fx.Node) and len(changed.users) == 1 and _is_aten_view(changed):
+        changed = changed.args[0]  # changing a view (`aten.detach(w)`) changes the tensor it views
     fresh = (isinstance(changed, fx.Node) and changed.op not in ("placeholder", "get_attr")
              and len(changed.users) == 1)
     if kwargs.get("out") is not None or target is operator.setitem or ((in_place or kwargs.get("inplace") is True)
@@ -139,6 +141,15 @@ def _functional_target(node: fx.Node, kwargs: dict) -> Any:
     if isinstance(target, str):
         return target[:-1]
     return getattr(aten, target.__name__.rstrip("_"))
+
+
+def _is_aten_view(node: fx.Node) -> bool:
+    """Whether `node` is an ATen op whose result shares its first argument's memory."""
+    if not isinstance(node.target, torch._ops.OpOverload):
+        return False
+    schema = node.target._schema
+    return not schema.is_mutable and bool(schema.returns) and schema.returns[0].alias_info is not None
+
 
 def traced_target(node: fx.Node) -> Callable | str:
     """The key a traced node is looked up by in LOWERINGS: the function, `"Tensor.<name>"` for a

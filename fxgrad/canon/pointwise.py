@@ -1,4 +1,4 @@
-"""Elementwise arithmetic and activations, and softmax."""
+"""Elementwise arithmetic, functions and activations, and softmax."""
 
 import operator
 from typing import Callable
@@ -25,6 +25,25 @@ define({
     torch.relu: lambda input: torch.relu(input),
     F.silu: lambda input: call(F.silu, input),
     F.gelu: lambda input, approximate: F.gelu(input, approximate=approximate),
+    torch.erf: lambda input: torch.erf(input),
+    torch.sin: lambda input: torch.sin(input),
+    torch.cos: lambda input: torch.cos(input),
+    torch.log1p: lambda input: torch.log1p(input),
+    torch.expm1: lambda input: torch.expm1(input),
+    # piecewise constant: their gradient is zero
+    torch.sign: lambda input: torch.sign(input),
+    torch.floor: lambda input: torch.floor(input),
+    torch.ceil: lambda input: torch.ceil(input),
+    torch.trunc: lambda input: torch.trunc(input),
+    torch.round: lambda input, decimals: (torch.round(input) if decimals == 0
+                                          else call(torch.round, input, decimals=decimals)),
+    F.softplus: lambda input, beta, threshold: call(F.softplus, input, beta=beta, threshold=threshold),
+    F.leaky_relu: lambda input, negative_slope: call(F.leaky_relu, input, negative_slope),
+    F.elu: lambda input, alpha: call(F.elu, input, alpha),
+    F.celu: lambda input, alpha: call(F.celu, input, alpha),
+    F.selu: lambda input: call(F.selu, input),
+    F.hardtanh: lambda input, min_val, max_val: (call(F.relu6, input) if (min_val, max_val) == (0, 6)
+                                                 else call(F.hardtanh, input, min_val, max_val)),
     torch.softmax: lambda input, dim: input.softmax(dim),
     torch.log_softmax: lambda input, dim: input.log_softmax(dim),
 })
@@ -77,6 +96,20 @@ lowers_directly(torch.abs, torch.abs, torch.absolute, operator.abs, "Tensor.abs"
 lowers_directly(torch.tanh, torch.tanh, "Tensor.tanh", aten.tanh)
 lowers_directly(torch.sigmoid, torch.sigmoid, "Tensor.sigmoid", aten.sigmoid)
 lowers_directly(torch.relu, torch.relu, "Tensor.relu", aten.relu)
+lowers_directly(torch.erf, torch.erf, "Tensor.erf", torch.special.erf, aten.erf, aten.special_erf)
+lowers_directly(torch.sin, torch.sin, "Tensor.sin", aten.sin)
+lowers_directly(torch.cos, torch.cos, "Tensor.cos", aten.cos)
+lowers_directly(torch.log1p, torch.log1p, "Tensor.log1p", torch.special.log1p, aten.log1p, aten.special_log1p)
+lowers_directly(torch.expm1, torch.expm1, "Tensor.expm1", torch.special.expm1, aten.expm1, aten.special_expm1)
+lowers_directly(torch.sign, torch.sign, "Tensor.sign", torch.sgn, "Tensor.sgn", aten.sign, aten.sgn)
+lowers_directly(torch.floor, torch.floor, "Tensor.floor", aten.floor)
+lowers_directly(torch.ceil, torch.ceil, "Tensor.ceil", aten.ceil)
+lowers_directly(torch.trunc, torch.trunc, "Tensor.trunc", torch.fix, "Tensor.fix", aten.trunc, aten.fix)
+
+
+@lowers(torch.round, "Tensor.round", aten.round)
+def _round(input, *, decimals=0):
+    return emit(torch.round, input, decimals)
 
 
 @lowers(F.relu)
@@ -94,6 +127,55 @@ def _gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         unsupported_argument(f"gelu(approximate={approximate!r})")
     return emit(F.gelu, input, approximate)
+
+
+@lowers(F.softplus, aten.softplus)
+def _softplus(input, beta=1, threshold=20):
+    return emit(F.softplus, input, beta, threshold)
+
+
+@lowers(F.leaky_relu, aten.leaky_relu)
+def _leaky_relu(input, negative_slope=0.01, inplace=False):
+    return emit(F.leaky_relu, input, negative_slope)
+
+
+@lowers(F.elu)
+def _elu(input, alpha=1.0, inplace=False):
+    return emit(F.elu, input, alpha)
+
+
+@lowers(F.celu, torch.celu, aten.celu)
+def _celu(input, alpha=1.0, inplace=False):
+    return emit(F.celu, input, alpha)
+
+
+@lowers(F.selu, torch.selu, aten.selu)
+def _selu(input, inplace=False):
+    return emit(F.selu, input)
+
+
+# The constants of SELU, as torch defines them (make_fx records selu as aten.elu with these)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@lowers(aten.elu)
+def _aten_elu(input, alpha=1, scale=1, input_scale=1):
+    if (alpha, scale, input_scale) == (SELU_ALPHA, SELU_SCALE, 1):
+        return emit(F.selu, input)
+    if (scale, input_scale) != (1, 1):
+        unsupported_argument("elu with a scale or input_scale other than those of F.elu and F.selu")
+    return emit(F.elu, input, alpha)
+
+
+@lowers(F.hardtanh, aten.hardtanh)
+def _hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    return emit(F.hardtanh, input, min_val, max_val)
+
+
+@lowers(F.relu6, aten.relu6)
+def _relu6(input, inplace=False):
+    return emit(F.hardtanh, input, 0, 6)
 
 
 def _softmax_lowering(op: Callable) -> Callable:

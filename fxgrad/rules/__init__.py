@@ -40,7 +40,11 @@ def rule(*ops: Callable):
 
 
 from . import (  # noqa: E402,F401  (registers the rules)
+    choice,
     contractions,
+    conversion,
+    cumulative,
+    embedding,
     indexing,
     linalg,
     pieces,

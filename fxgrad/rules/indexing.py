@@ -2,7 +2,7 @@
 
 import torch
 
-from ..graph import value
+from ..shapes import add_at
 from . import rule
 
 aten = torch.ops.aten
@@ -24,11 +24,4 @@ def index(g, input, indices):
     if len(tensors) > 1:  # tensors of indices for the leading dims; repeated indices add up
         return torch.zeros_like(input).index_put(tuple(tensors), g, accumulate=True)
     (idx,) = tensors
-    dim = next(d for d, i in enumerate(indices) if i is not None)
-    # the dims that indices of idx's shape made, one dim of its numel for index_add
-    idx_ndim = value(idx).ndim
-    if idx_ndim == 0:
-        g = g.unsqueeze(dim)
-    elif idx_ndim > 1:
-        g = g.flatten(dim, dim + idx_ndim - 1)
-    return torch.zeros_like(input).index_add(dim, idx if idx_ndim == 1 else idx.reshape(-1), g)
+    return add_at(input, next(d for d, i in enumerate(indices) if i is not None), idx, g)

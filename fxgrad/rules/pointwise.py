@@ -1,4 +1,4 @@
-"""Elementwise arithmetic and activations.
+"""Elementwise arithmetic, functions and activations.
 
 Arguments may be Python numbers (`2 * x`, `x ** 2`), or sizes read at run time; the gradient
 computed for them is discarded by the engine, so most formulas need no special case for it.
@@ -9,6 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..canon.pointwise import SELU_ALPHA, SELU_SCALE
 from ..graph import is_tensor, value
 from . import rule
 
@@ -120,6 +121,78 @@ def gelu(g, input, approximate):
     cdf = 0.5 * (1 + torch.erf(input / math.sqrt(2)))
     pdf = torch.exp(-0.5 * input * input) / math.sqrt(2 * math.pi)
     return g * (cdf + input * pdf)
+
+
+@rule(torch.erf)
+def erf(g, input):
+    # d erf(x) = 2/√π · exp(-x²)
+    return g * (2 / math.sqrt(math.pi)) * torch.exp(-input * input)
+
+
+@rule(torch.sin)
+def sin(g, input):
+    return g * torch.cos(input)
+
+
+@rule(torch.cos)
+def cos(g, input):
+    return -g * torch.sin(input)
+
+
+@rule(torch.log1p)
+def log1p(g, input):
+    return g / (1 + input)
+
+
+@rule(torch.expm1)
+def expm1(g, input, *, out):
+    # d (eˣ - 1) = eˣ = out + 1
+    return g * (out + 1)
+
+
+@rule(torch.sign, torch.floor, torch.ceil, torch.trunc, torch.round)
+def piecewise_constant(g, input, *options):
+    return None  # flat between the jumps; torch takes 0 at the jumps too
+
+
+@rule(F.softplus)
+def softplus(g, input, beta, threshold):
+    # d log(1 + e^(βx))/β = σ(βx); where βx > threshold softplus is x itself, so g passes as is
+    scaled = input * beta
+    return torch.where(scaled > threshold, g, g * torch.sigmoid(scaled))
+
+
+@rule(F.leaky_relu)
+def leaky_relu(g, input, negative_slope):
+    # the slope at x = 0 is the negative one, as torch's leaky_relu_backward takes it
+    return torch.where(input > 0, g, g * negative_slope)
+
+
+def _elu(g, input, alpha, scale, input_scale):
+    # elu(x) = scale · (x if x > 0 else alpha · (e^(input_scale·x) - 1)); at x = 0 the left slope, as torch
+    return torch.where(input <= 0, g * (scale * alpha * input_scale) * torch.exp(input * input_scale), g * scale)
+
+
+@rule(F.elu)
+def elu(g, input, alpha):
+    return _elu(g, input, alpha, 1, 1)
+
+
+@rule(F.celu)
+def celu(g, input, alpha):
+    # celu is elu with input_scale = 1/alpha, which torch's backward takes from alpha rounded to float32
+    return _elu(g, input, alpha, 1, 1 / torch.tensor(alpha, dtype=torch.float32).item())
+
+
+@rule(F.selu)
+def selu(g, input):
+    return _elu(g, input, SELU_ALPHA, SELU_SCALE, 1)
+
+
+@rule(F.hardtanh)
+def hardtanh(g, input, min_val, max_val):
+    # 1 strictly inside the bounds, 0 on them and outside, as torch's hardtanh_backward
+    return torch.where((input > min_val) & (input < max_val), g, 0.0)
 
 
 @rule(torch.softmax)
