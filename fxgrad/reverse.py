@@ -17,7 +17,7 @@ from torch.fx.node import map_aggregate
 from .canon import op_name, supported_ops
 from .errors import UnsupportedOpError, source_location
 from .graph import DERIVED_FROM, GRADIENT_OF, GraphBuilder, carries_gradient, nodes_after, value
-from .rules import RULES, WANTS_OUT
+from .rules import NotDifferentiable, RULES, WANTS_OUT
 from .shapes import fit_to
 
 
@@ -35,6 +35,8 @@ def reverse(
     """
     seeds = [(output.node, grad) for output, grad in seeds if isinstance(output, fx.Proxy)]
     depends_on_wrt = _nodes_depending_on(forward, {p.node for p in wrt})
+    # where a rule answers NotDifferentiable, only these are refused
+    differentiable = _nodes_depending_on(forward, {p.node for p in wrt}, through_detach=False)
     cotangents: dict[fx.Node, fx.Proxy] = {}
 
     def accumulate(node: fx.Node, grad: Any) -> None:
@@ -65,7 +67,11 @@ def reverse(
             input_grads = (input_grads,)
         for arg, input_grad in _pairs(node.meta["fxgrad_args"], input_grads):
             if arg in depends_on_wrt:
-                accumulate(arg, input_grad)
+                if not isinstance(input_grad, NotDifferentiable):
+                    accumulate(arg, input_grad)
+                elif arg in differentiable:
+                    raise UnsupportedOpError(f"{op_name(op)} with respect to its {input_grad.argument}",
+                                             source_location(node), supported_ops())
         for new_node in nodes_after(last_before):
             new_node.meta[DERIVED_FROM] = node
 
@@ -95,10 +101,14 @@ def _pairs(args: Any, grads: Any):
             yield from _pairs(arg, grad)
 
 
-def _nodes_depending_on(forward: list[fx.Node], wrt: set[fx.Node]) -> set[fx.Node]:
-    """The nodes computed from `wrt` whose values carry a gradient."""
+def _nodes_depending_on(forward: list[fx.Node], wrt: set[fx.Node], *,
+                        through_detach: bool = True) -> set[fx.Node]:
+    """The nodes computed from `wrt` whose values carry a gradient (if not `through_detach`: those
+    a gradient can reach, on a path without `detach()`)."""
     depends = set(wrt)
     for node in forward:
+        if not through_detach and node.meta.get("fxgrad_op") is torch.detach:
+            continue
         if carries_gradient(value(node)) and any(arg in depends for arg in node.all_input_nodes):
             depends.add(node)
     return depends

@@ -74,3 +74,20 @@ def add_at(like: fx.Proxy, dim: int, index: fx.Proxy, grad: fx.Proxy) -> fx.Prox
     elif index_ndim > 1:
         grad = grad.flatten(dim, dim + index_ndim - 1)
     return torch.zeros_like(like).index_add(dim, index if index_ndim == 1 else index.reshape(-1), grad)
+
+
+def along_channels(vector: fx.Proxy, input: fx.Proxy) -> fx.Proxy:
+    """A vector over dim 1 of `input` (channels, classes: dim 0 of a 1-D input), shaped to broadcast
+    against `input`: `w.reshape(-1, 1, 1)` for an (N, C, H, W) input."""
+    trailing = value(input).ndim - 2
+    return vector.reshape(-1, *(1,) * trailing) if trailing > 0 else vector
+
+
+def channel_dim(input: fx.Proxy) -> int:
+    """The channel (class) dim of an (N, C, ...) input, 0 for a 1-D one."""
+    return 0 if value(input).ndim == 1 else 1
+
+
+def last_dims(count: int):
+    """The last `count` dims, as a reduction takes them: `-1`, `(-2, -1)`."""
+    return -1 if count == 1 else tuple(range(-count, 0))

@@ -38,10 +38,12 @@ _OPERATORS = {operator.add: "add", operator.sub: "sub", operator.mul: "mul", ope
               operator.neg: "neg", operator.matmul: "matmul", operator.pow: "pow"}
 _FUNCTIONS = {fn: fn.__name__ for fn in (torch.tanh, torch.sigmoid, torch.exp, torch.log, torch.sqrt, torch.rsqrt,
                                           torch.abs, torch.relu, torch.sign, torch.erf, torch.where,
-                                          torch.zeros_like, F.silu, F.gelu)}
-# Ops whose result has the shape of their (broadcast) operands.
+                                          torch.zeros_like, F.silu, F.gelu, F.smooth_l1_loss,
+                                          F.binary_cross_entropy_with_logits)}
+# Ops whose result has the shape of their (broadcast) operands (the losses: unreduced, as canonical ops are).
 _SHAPE_PRESERVING = {"add", "sub", "mul", "div", "neg", "pow", "tanh", "sigmoid", "exp", "log", "sqrt", "rsqrt",
-                     "abs", "relu", "sign", "erf", "silu", "gelu", "where", "softmax", "log_softmax"}
+                     "abs", "relu", "sign", "erf", "silu", "gelu", "where", "softmax", "log_softmax", "masked_fill",
+                     "smooth_l1_loss", "binary_cross_entropy_with_logits"}
 # Argument names of the ops the rewrites look into, to bind keyword arguments and defaults.
 _SIGNATURES = {
     name: inspect.signature(stub) for name, stub in {

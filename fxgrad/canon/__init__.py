@@ -15,9 +15,9 @@ Every canonical node carries its op in `node.meta["fxgrad_op"]` and its bound ar
 `node.meta["fxgrad_args"]`; the reverse pass reads those two and nothing else.
 
 One module per area (linalg, pointwise, choice, selection, reduction, cumulative, shape, pieces,
-indexing, contractions, embedding, conversion) defines its canonical ops (`define`) beside the
-spellings that lower onto them (`lowers`), ATen ones included; `registry` holds the tables,
-`lowering.canonicalize` is the pass that applies them.
+indexing, contractions, embedding, conversion, norms, losses) defines its canonical ops (`define`)
+beside the spellings that lower onto them (`lowers`), ATen ones included; `registry` holds the
+tables, `lowering.canonicalize` is the pass that applies them.
 """
 
 from . import (  # noqa: F401  (each defines its ops and spellings)
@@ -28,6 +28,8 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
     embedding,
     indexing,
     linalg,
+    losses,
+    norms,
     pieces,
     pointwise,
     reduction,

@@ -14,16 +14,22 @@ define({
 })
 
 
+def reduction_dims(input, dim, keepdim) -> tuple:
+    """`(dim, keepdim)` as canonical reductions take them: `dim` None (with keepdim False) for a
+    reduction over every dim, a tuple of every dim where such a reduction keeps them."""
+    dim = static_dim(dim)
+    if dim in (None, ()) and keepdim:
+        return tuple(range(value(input).ndim)), True
+    if dim in (None, ()):
+        return None, False
+    return dim, keepdim
+
+
 def _reduction_lowering(op: Callable) -> Callable:
     def lowering(input, dim=None, keepdim=False, *, dtype=None):
         if dtype is not None:
             unsupported_argument(f"{op.__name__}(dtype=...)")
-        dim = static_dim(dim)
-        if dim in (None, ()) and keepdim:
-            dim = tuple(range(value(input).ndim))
-        elif dim == ():
-            dim = None
-        return emit(op, input, dim, keepdim if dim is not None else False)
+        return emit(op, input, *reduction_dims(input, dim, keepdim))
 
     return lowering
 

@@ -77,6 +77,11 @@ def call(fn, *args, **kwargs):
     return args[0].tracer.create_proxy("call_function", fn, args, kwargs)
 
 
+def given(**options):
+    """The keyword arguments that are given (not None), for writers: `F.layer_norm(x, (4,), eps=1e-05)`."""
+    return {key: option for key, option in options.items() if option is not None}
+
+
 def splat(method, sizes):
     """`x.reshape(2, 3)` for a tuple of sizes; `x.reshape(())` and `x.reshape(y.shape)` as they are."""
     return method(*sizes) if isinstance(sizes, tuple) and sizes else method(sizes)

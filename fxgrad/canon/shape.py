@@ -4,7 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import RandomnessError
-from .registry import aten, define, emit, lowers, lowers_directly, sizes, splat, static_dim, unsupported_argument
+from ..graph import value
+from .registry import (aten, call, define, emit, lowers, lowers_directly, sizes, splat, static_dim,
+                       unsupported_argument)
 
 define({
     torch.reshape: lambda input, shape: splat(input.reshape, shape),
@@ -83,3 +85,17 @@ def _dropout(input, p=0.5, training=True, inplace=False):
 @lowers(aten.dropout, aten.feature_dropout, aten.alpha_dropout, aten.feature_alpha_dropout)
 def _aten_dropout(input, p, train):
     return _dropout(input, p, train)
+
+
+@lowers(torch.broadcast_tensors, aten.broadcast_tensors)
+def _broadcast_tensors(*tensors):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):  # the ATen op takes a list
+        tensors = tuple(tensors[0])
+    shape = torch.broadcast_shapes(*(value(t).shape for t in tensors))
+    # expanded as one of them that has the whole shape, or to the shape they broadcast to at run time
+    whole = next((t for t in tensors if value(t).shape == shape), None)
+    if whole is None:
+        expand, to = torch.Tensor.expand, call(torch.broadcast_shapes, *(t.shape for t in tensors))
+    else:
+        expand, to = torch.Tensor.expand_as, whole
+    return tuple(t if value(t).shape == shape else emit(expand, t, to) for t in tensors)

@@ -11,7 +11,8 @@ backward nodes, so a rule reads like the math:
 
 It returns one gradient per tensor argument, in order (a bare value for a single argument;
 trailing non-tensor arguments need no entry), `None` where the gradient is zero or undefined.
-It never handles broadcasting, accumulation or missing gradients: the engine does.
+It never handles broadcasting, accumulation or missing gradients: the engine does. For an
+argument torch does not differentiate (a loss's class weights) it returns `NotDifferentiable`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from typing import Callable
 
 RULES: dict[Callable, Callable] = {}
 WANTS_OUT: set[Callable] = set()
+
+
+class NotDifferentiable:
+    """A rule's answer for an argument torch refuses to differentiate (a loss's class weights,
+    batch norm's running statistics): a gradient path through it is refused, not taken as zero."""
+
+    def __init__(self, argument: str):
+        self.argument = argument
 
 
 def rule(*ops: Callable):
@@ -47,6 +56,8 @@ from . import (  # noqa: E402,F401  (registers the rules)
     embedding,
     indexing,
     linalg,
+    losses,
+    norms,
     pieces,
     pointwise,
     reduction,

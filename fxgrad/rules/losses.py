@@ -1,0 +1,65 @@
+"""Losses. Class weights are constants to torch, which refuses to differentiate them: so do these
+rules (NotDifferentiable)."""
+
+import torch
+import torch.nn.functional as F
+
+from ..shapes import along_channels, channel_dim
+from . import NotDifferentiable, rule
+
+
+@rule(F.smooth_l1_loss)
+def smooth_l1_loss(g, input, target, beta):
+    # ℓ = d²/(2β) where |d| < β, |d| - β/2 elsewhere: dℓ/dd = clamp(d/β, -1, 1)
+    grad = g * ((input - target) / beta).clamp(-1, 1)
+    return grad, -grad
+
+
+@rule(F.binary_cross_entropy_with_logits)
+def binary_cross_entropy_with_logits(g, input, target, weight, pos_weight):
+    # ℓ = (1 - t)·x + (1 + (p - 1)·t)·softplus(-x), p = pos_weight (1 if not given)
+    if pos_weight is None:
+        grad_input, grad_target = torch.sigmoid(input) - target, -input
+    else:
+        grad_input = (1 + (pos_weight - 1) * target) * torch.sigmoid(input) - pos_weight * target
+        grad_target = -input - (pos_weight - 1) * F.logsigmoid(input)
+    if weight is not None:
+        g = g * weight
+    return g * grad_input, g * grad_target, NotDifferentiable("weight"), NotDifferentiable("pos_weight")
+
+
+def _target_weights(input, target, weight, reduction, ignore_index, label_smoothing=0.0):
+    """q, the weight of each log-probability in the loss -Σ q·log p: each counted target's one-hot
+    (times its class weight; smoothed: (1 - ε)·one-hot + ε/C), over the loss's denominator."""
+    dim = channel_dim(input)
+    counted = (target != ignore_index).unsqueeze(dim)
+    one_hot = torch.zeros_like(input).scatter(dim, torch.where(counted, target.unsqueeze(dim), 0), 1.0)
+    weights = counted if weight is None else along_channels(weight, input) * counted  # by sample and class
+    hit = one_hot * weights
+    q = hit if not label_smoothing else (1 - label_smoothing) * hit + label_smoothing / input.size(dim) * weights
+    if reduction != "mean":
+        return q
+    # over the summed weight of the counted targets (their number, unweighted); where none is
+    # counted the loss is 0/0, and its gradient 0, as torch has it
+    return torch.where(counted, q / hit.sum(), 0.0)
+
+
+def _per_element(g, input, reduction):
+    """The incoming gradient, broadcast over the class dim."""
+    return g.unsqueeze(channel_dim(input)) if reduction == "none" else g
+
+
+@rule(F.nll_loss)
+def nll_loss(g, input, target, weight, reduction, ignore_index):
+    # ℓ = -Σ q·input
+    q = _target_weights(input, target, weight, reduction, ignore_index)
+    return -_per_element(g, input, reduction) * q, None, NotDifferentiable("weight")
+
+
+@rule(F.cross_entropy)
+def cross_entropy(g, input, target, weight, reduction, ignore_index, label_smoothing):
+    # ℓ = -Σ q·log softmax(x): dℓ/dx = softmax(x)·Σq - q
+    q = _target_weights(input, target, weight, reduction, ignore_index, label_smoothing)
+    dim = channel_dim(input)
+    grad_input = _per_element(g, input, reduction) * (input.softmax(dim) * q.sum(dim, keepdim=True) - q)
+    return grad_input, None, NotDifferentiable("weight")
