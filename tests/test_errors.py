@@ -194,3 +194,16 @@ def test_derivative_undefined_at_the_example_follows_torch():
         leaf = x.clone().requires_grad_()
         (expected,) = torch.autograd.grad(fn(leaf), leaf, torch.ones(3, dtype=torch.float64))
         assert torch.equal(grad, expected) and grad[1] == 0
+
+
+def test_a_gradient_torch_does_not_define_is_refused():
+    logits, target, weight = torch.randn(4, 3), torch.tensor([0, 2, 1, 2]), torch.rand(3) + 0.5
+
+    def f(logits, target, weight):
+        return F.cross_entropy(logits, target, weight=weight)
+
+    with pytest.raises(UnsupportedOpError, match="with respect to its weight"):
+        fxgrad.derive(f, (logits, target, weight))
+    grad_logits, _, grad_weight = fxgrad.derive(f, (logits, target, weight), wrt=[0])(logits, target, weight,
+                                                                                      torch.tensor(1.0))
+    assert grad_weight is None and grad_logits.shape == (4, 3)
