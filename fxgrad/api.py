@@ -11,7 +11,7 @@ import torch.fx as fx
 from . import emit, simplify as simplifier
 from .canon import canonicalize
 from .errors import GradOutputError, InputError, OutputError
-from .graph import FORWARD, GRADIENT_OF, GraphBuilder, is_differentiable, nodes_after, to_meta, value
+from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, value
 from .reverse import reverse
 from .trace import trace
 
@@ -150,10 +150,9 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     output_shapes = [value(output).shape for output in outputs]
 
     # From here on only shapes and dtypes matter: drop the example values.
-    for node in graph.nodes:
-        node.meta["val"] = to_meta(node.meta["val"])
+    drop_values(list(graph.nodes))
     for grad, output in zip(grad_proxies, outputs):
-        grad.node.meta["val"] = to_meta(value(output))
+        grad.node.meta["val"] = value(output)
         grad.node._rename(f"grad_{output.node.name}")
         grad.node.target = grad.node.name
         grad.node.meta[GRADIENT_OF] = output.node

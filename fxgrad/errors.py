@@ -81,8 +81,44 @@ def last_frame(node: fx.Node) -> Frame | None:
     return Frame(file, line, last["func"], code, assigns, start)
 
 
-_PARSED: dict[str, tuple[list[str], list[ast.stmt]]] = {}
 _LONGEST_QUOTED = 4  # lines of a statement quoted whole; of a longer one, the line itself
+
+
+class _ParsedFile:
+    """A source file's statements, and the statement found at each line asked for."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        tree = ast.parse("".join(lines))
+        self.statements = [n for n in ast.walk(tree) if isinstance(n, ast.stmt)]
+        self.at_line: dict[int, tuple[str, str | None, int] | None] = {}
+
+    def statement_at(self, line: int) -> tuple[str, str | None, int] | None:
+        if line not in self.at_line:
+            self.at_line[line] = self._find(line)
+        return self.at_line[line]
+
+    def _find(self, line: int) -> tuple[str, str | None, int] | None:
+        holding = [n for n in self.statements if n.lineno <= line <= n.end_lineno]
+        if not holding:
+            return None
+        span = min(n.end_lineno - n.lineno for n in holding)
+        innermost = [n for n in holding if n.end_lineno - n.lineno == span]
+        if len(innermost) > 1:
+            return None
+        statement = innermost[0]
+        if span >= _LONGEST_QUOTED:
+            return self.lines[line - 1].strip(), _assigned_name(statement), statement.lineno
+        # the statement's text: its lines, cut at its columns (byte offsets in UTF-8)
+        source = [text.encode() for text in self.lines[statement.lineno - 1: statement.end_lineno]]
+        source[-1] = source[-1][: statement.end_col_offset]
+        source[0] = source[0][statement.col_offset:]
+        text = " ".join(b"".join(source).decode().split())
+        return text, _assigned_name(statement), statement.lineno
+
+
+_PARSED: dict[str, _ParsedFile] = {}
+_UNPARSABLE: set[str] = set()
 
 
 def _statement_at(file: str, line: int) -> tuple[str, str | None, int] | None:
@@ -92,25 +128,16 @@ def _statement_at(file: str, line: int) -> tuple[str, str | None, int] | None:
     lines = linecache.getlines(file)
     if not lines:
         return None
-    cached = _PARSED.get(file)
-    if cached is None or cached[0] is not lines:
-        try:
-            tree = ast.parse("".join(lines))
-        except (SyntaxError, ValueError):
+    parsed = _PARSED.get(file)
+    if parsed is None or parsed.lines is not lines:  # new, or changed since it was read
+        if file in _UNPARSABLE:
             return None
-        cached = _PARSED[file] = (lines, [n for n in ast.walk(tree) if isinstance(n, ast.stmt)])
-    holding = [n for n in cached[1] if n.lineno <= line <= n.end_lineno]
-    if not holding:
-        return None
-    span = min(n.end_lineno - n.lineno for n in holding)
-    innermost = [n for n in holding if n.end_lineno - n.lineno == span]
-    if len(innermost) > 1:
-        return None
-    statement = innermost[0]
-    if statement.end_lineno - statement.lineno >= _LONGEST_QUOTED:
-        return lines[line - 1].strip(), _assigned_name(statement), statement.lineno
-    text = " ".join(ast.get_source_segment("".join(lines), statement).split())
-    return text, _assigned_name(statement), statement.lineno
+        try:
+            parsed = _PARSED[file] = _ParsedFile(lines)
+        except (SyntaxError, ValueError):
+            _UNPARSABLE.add(file)
+            return None
+    return parsed.statement_at(line)
 
 
 def _assigned_name(statement: ast.stmt) -> str | None:

@@ -86,9 +86,30 @@ def is_tensor(x: Any) -> bool:
     return isinstance(value(x), torch.Tensor)
 
 
-def to_meta(x: Any) -> Any:
-    """Replace tensors by shape-and-dtype-only tensors on the meta device."""
-    return map_aggregate(x, lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t)
+# Up to this many elements in all, shapes are carried by zero-filled CPU tensors: torch's CPU
+# kernels run in microseconds on them, where meta tensors go through Python reference kernels.
+_SMALL_ENOUGH_FOR_ZEROS = 2**20
+
+
+def drop_values(nodes: list[fx.Node]) -> None:
+    """Keep only the shapes and dtypes of the nodes' values (`meta["val"]`), as zero-filled
+    tensors while they are small, else on the meta device."""
+    tensors = [t for node in nodes for t in _tensors(node.meta.get("val"))]
+    small = sum(t.numel() for t in tensors) <= _SMALL_ENOUGH_FOR_ZEROS
+    for node in nodes:
+        node.meta["val"] = map_aggregate(node.meta.get("val"), lambda t: _shape_only(t, small))
+
+
+def _shape_only(t: Any, small: bool) -> Any:
+    if not isinstance(t, torch.Tensor):
+        return t
+    return torch.zeros(t.shape, dtype=t.dtype) if small else t.to("meta")
+
+
+def _tensors(val: Any) -> list[torch.Tensor]:
+    found = []
+    map_aggregate(val, lambda t: found.append(t) if isinstance(t, torch.Tensor) else None)
+    return found
 
 
 def is_differentiable(val: Any) -> bool:

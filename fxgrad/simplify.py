@@ -313,6 +313,12 @@ REWRITES = [
 ]
 
 
+# The rewrites whose pattern can match a node computing each op.
+_REWRITES_BY_OP: dict[str, list[Rewrite]] = {}
+for _rewrite in REWRITES:
+    for _op in (_rewrite.pattern.op if isinstance(_rewrite.pattern.op, tuple) else (_rewrite.pattern.op,)):
+        _REWRITES_BY_OP.setdefault(_op, []).append(_rewrite)
+
 # ---------------------------------------------------------------------------------------------
 # The driver.
 
@@ -334,7 +340,7 @@ def _apply_rewrites(graph: fx.Graph, builder: GraphBuilder, applied: list[str]) 
     for node in list(graph.nodes):
         if node.graph is not graph or not node.users:  # erased, or dead and about to be
             continue
-        for rewrite in REWRITES:
+        for rewrite in _REWRITES_BY_OP.get(op_of(node), ()):
             proxies = next((proxies for bindings in matches(rewrite.pattern, node, {})
                             for proxies in [{k: builder.proxy(v) if isinstance(v, fx.Node) else v
                                              for k, v in bindings.items()}]
