@@ -10,6 +10,8 @@ import torch.fx as fx
 
 from . import emit, simplify as simplifier
 from .canon import canonicalize
+from .canon import emit as emit_op
+from .canon.pieces import item
 from .errors import GradOutputError, InputError, OutputError
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, value
 from .reverse import reverse
@@ -108,6 +110,7 @@ class Derivation:
     output_shapes: list[torch.Size]
     output_names: list[str]
     parameters: list[str]  # the module's parameters, differentiated after the inputs
+    returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
 
 
 def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequence[int] | None = None,
@@ -130,8 +133,6 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     graph = fx.Graph()
     builder = GraphBuilder(graph)
     input_proxies = [builder.placeholder(name, x) for name, x in zip(traced.input_names, inputs)]
-    # One incoming gradient per output, named once the outputs have their names.
-    grad_proxies = [builder.placeholder("grad_out", None) for _ in _traced_outputs(traced.module)]
     first_forward_node = graph._root.prev
     parameter_proxies = {name: builder.attribute(name, p) for name, p in parameters.items()}
     bindings = dict(zip(input_placeholders, input_proxies))
@@ -141,9 +142,13 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     # Buffers and constants: a module's own, read live, else the tracer's copies.
     owners = [fn, traced.module] if isinstance(fn, torch.nn.Module) else [traced.module]
     outputs = canonicalize(traced.module, bindings, builder, owners)
-    outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+    returns_tuple = isinstance(outputs, (tuple, list))
+    outputs = _flat_outputs(outputs)
     _check_outputs(fn, outputs)
     forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
+    # One incoming gradient per output (placed after the inputs), named once the outputs are.
+    with graph.inserting_before(first_forward_node.next):
+        grad_proxies = [builder.placeholder("grad_out", None) for _ in outputs]
     for node in forward:
         node.meta[FORWARD] = True
     emit.name_forward_values(forward, outputs)
@@ -180,7 +185,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     emit.name_gradients(graph, [None] * (len(gradient_of) - len(grad_names)) + grad_names)
     graph.lint()
     return Derivation(graph, builder.attributes, grad_names, [x.shape for x in inputs], output_shapes,
-                      [output.node.name for output in outputs], list(parameters))
+                      [output.node.name for output in outputs], list(parameters), returns_tuple)
 
 
 def _check_inputs(example_inputs) -> list[torch.Tensor]:
@@ -216,10 +221,16 @@ def _check_wrt(wrt, values: list[torch.Tensor], n_inputs: int, grad_names: list[
     return sorted({i % n for i in indices})
 
 
-def _traced_outputs(traced: fx.GraphModule) -> list:
-    (output,) = [node for node in traced.graph.nodes if node.op == "output"]
-    result = output.args[0]
-    return list(result) if isinstance(result, (tuple, list)) else [result]
+def _flat_outputs(outputs: Any) -> list:
+    """The outputs one by one: a tuple returned, and a value holding several (`x.max(1)`,
+    `x.split(2)`) taken apart."""
+    flat = []
+    for out in outputs if isinstance(outputs, (tuple, list)) else [outputs]:
+        if isinstance(out, fx.Proxy) and isinstance(value(out), (tuple, list)):
+            flat += [emit_op(item, out, i) for i in range(len(value(out)))]
+        else:
+            flat.append(out)
+    return flat
 
 
 def _check_outputs(fn: Callable, outputs: list) -> None:

@@ -25,6 +25,7 @@ class Partition:
     backward: fx.GraphModule  # (*saved, *grad_outputs) -> gradients of (*inputs, *parameters)
     n_outputs: int
     n_saved: int
+    returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
 
 
 def partition(derivation: Derivation) -> Partition:
@@ -47,7 +48,8 @@ def partition(derivation: Derivation) -> Partition:
     def in_forward(node: fx.Node) -> bool:
         return node in forward_values
 
-    computed = [node for node in graph.nodes if node.op in ("call_function", "call_method", "get_attr")]
+    computed = [node for node in graph.nodes
+                if node.op in ("call_function", "call_method", "get_attr") and node not in parameters]
     saved = [node for node in inputs + parameters + computed
              if in_forward(node) and any(not in_forward(user) and user is not output for user in node.users)]
 
@@ -56,7 +58,7 @@ def partition(derivation: Derivation) -> Partition:
         env[node] = forward_graph.placeholder(node.name)
         env[node].meta = dict(node.meta)
     for node in computed:
-        if in_forward(node) and node not in parameters:
+        if in_forward(node):
             env[node] = forward_graph.node_copy(node, env.__getitem__)
     forward_graph.output(tuple(env[n] if isinstance(n, fx.Node) else n for n in (*outputs, *saved)))
 
@@ -65,7 +67,7 @@ def partition(derivation: Derivation) -> Partition:
         env[node] = backward_graph.placeholder(node.name)
         env[node].meta = dict(node.meta)
     for node in computed:
-        if not in_forward(node) or (node.op == "get_attr" and node not in parameters and node not in saved):
+        if not in_forward(node) or (node.op == "get_attr" and node not in saved):  # constants: read again
             env[node] = backward_graph.node_copy(node, env.__getitem__)
     backward_graph.output(tuple(env[n] if isinstance(n, fx.Node) else n for n in gradients))
 
@@ -74,7 +76,7 @@ def partition(derivation: Derivation) -> Partition:
         part.set_codegen(ReadableCodeGen(provenance=False))
     forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
     backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
-    return Partition(forward, backward, n_outputs, len(saved))
+    return Partition(forward, backward, n_outputs, len(saved), derivation.returns_tuple)
 
 
 def _reads_size(node: fx.Node) -> bool:
@@ -89,8 +91,9 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
 
     Calling the result runs the forward part of `fn`'s joint graph, records one autograd node,
     and saves the values the backward reads; `.backward()` then runs the derived backward. For
-    an `nn.Module`, its parameters get gradients too. `compile=True` passes both parts through
-    `torch.compile(fullgraph=True)`.
+    an `nn.Module`, its parameters get gradients too. Only the gradients autograd asks for are
+    derived, computed and saved for (one partition per pattern of inputs requiring grad, made
+    on first use). `compile=True` passes both parts through `torch.compile(fullgraph=True)`.
 
     Example:
         >>> import torch, fxgrad
@@ -100,35 +103,46 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
         >>> w.grad.shape
         torch.Size([3, 2])
     """
-    parts = partition(derive_graph(fn, example_inputs, with_outputs=True))
-    forward, backward = parts.forward, parts.backward
-    if compile:
-        forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
     parameters = list(fn.parameters()) if isinstance(fn, torch.nn.Module) else []
+    partitions: dict[tuple[bool, ...], tuple[Partition, Callable, Callable]] = {}
+
+    def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
+        if needs_grad not in partitions:
+            wrt = [i for i, needed in enumerate(needs_grad) if needed]
+            parts = partition(derive_graph(fn, example_inputs, wrt=wrt, with_outputs=True))
+            forward, backward = parts.forward, parts.backward
+            if compile:
+                forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
+            partitions[needs_grad] = parts, forward, backward
+        return partitions[needs_grad]
 
     class Derived(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *args: Any):
+            parts, forward, backward = partition_for(tuple(ctx.needs_input_grad))
             results = forward(*args)
             outputs, saved = results[: parts.n_outputs], results[parts.n_outputs:]
-            # tensors go through save_for_backward (autograd checks they are not changed after);
-            # sizes and other numbers are kept as they are
+            # tensors go through save_for_backward (autograd checks they are not changed after,
+            # and keeps no cycle through ctx); sizes and other numbers are kept as they are
+            ctx.backward_module = backward
             ctx.tensor_positions = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
             ctx.save_for_backward(*(saved[i] for i in ctx.tensor_positions))
-            ctx.saved_values = list(saved)
+            ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
             ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
                                           and not (out.is_floating_point() or out.is_complex())))
-            return outputs if parts.n_outputs > 1 else outputs[0]
+            return tuple(outputs)
 
         @staticmethod
         def backward(ctx, *grad_outputs: torch.Tensor):
-            saved = ctx.saved_values
+            saved = list(ctx.saved_values)
             for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
                 saved[position] = tensor
-            return tuple(backward(*saved, *grad_outputs))
+            return tuple(ctx.backward_module(*saved, *grad_outputs))
 
     def call(*inputs: torch.Tensor):
-        return Derived.apply(*inputs, *parameters)
+        outputs = Derived.apply(*inputs, *parameters)
+        returns_tuple = next(iter(partitions.values()))[0].returns_tuple
+        return outputs if returns_tuple else outputs[0]
 
-    call.forward_module, call.backward_module = parts.forward, parts.backward
+    call.partition_for = partition_for
     return call

@@ -32,6 +32,11 @@ def randn(*shape):
                      id="relu at nan and 0 as torch"),
         pytest.param(lambda x: x.mean(0), (randn(3, 0),), id="mean of empty"),
         pytest.param(lambda x, y: x**y, (torch.rand(3) + 0.5, randn(3)), id="float32 base, float64 exponent"),
+        pytest.param(lambda x: torch.var_mean(x, 1), (randn(2, 3),), id="returns an op's two results"),
+        pytest.param(lambda x: x.max(1), (randn(2, 3),), id="returns values and indices"),
+        pytest.param(lambda x: x.split(1, 1), (randn(2, 3),), id="returns the pieces of a split"),
+        pytest.param(lambda x, i: x[:, i] * x[i], (randn(3, 3), torch.tensor([-1, 0, -1])),
+                     id="negative tensor indices"),
     ],
 )
 def test_contract_cases_match_autograd(fn, inputs):

@@ -29,10 +29,41 @@ def test_forward_and_backward_match_autograd(name):
 
 def test_backward_reads_saved_values_and_never_reruns_the_forward():
     f = fxgrad.function(EXAMPLES["attn"], example_inputs("attn"))
-    backward_ops = {node.target for node in f.backward_module.graph.nodes if node.op == "call_function"}
+    parts, _, _ = f.partition_for((True, True, True))
+    backward_ops = {node.target for node in parts.backward.graph.nodes if node.op == "call_function"}
     assert torch.tanh not in backward_ops  # `a` is saved, not recomputed
-    saved = [node.name for node in f.backward_module.graph.nodes if node.op == "placeholder"]
+    saved = [node.name for node in parts.backward.graph.nodes if node.op == "placeholder"]
     assert saved == ["q", "k", "v", "a", "grad_o", "grad_a"]
+
+
+def test_only_the_gradients_asked_for_are_computed_and_saved_for():
+    model = nn.Linear(3, 2).double()
+    x = torch.randn(4, 3, dtype=torch.float64)
+    f = fxgrad.function(model, (x,))
+    f(x).sum().backward()  # x does not require grad: the weight need not be saved for it
+    parts, _, _ = f.partition_for((False, True, True))
+    saved = [node.name for node in parts.backward.graph.nodes if node.op == "placeholder"]
+    assert saved == ["input_1", "grad_out"] and model.weight.grad is not None
+
+
+def test_outputs_are_not_kept_alive_by_their_backward():
+    import gc
+    import weakref
+
+    f = fxgrad.function(lambda x: x.exp(), (torch.randn(3),))
+    gc.disable()
+    try:
+        y = f(torch.randn(3, requires_grad=True))
+        alive = weakref.ref(y)
+        del y
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def test_a_tuple_of_one_stays_a_tuple():
+    f = fxgrad.function(lambda x: (x.exp(),), (torch.randn(3),))
+    assert isinstance(f(torch.randn(3, requires_grad=True)), tuple)
 
 
 def test_training_loop_with_a_module_matches_eager_training():

@@ -24,4 +24,6 @@ def index(g, input, indices):
     if len(tensors) > 1:  # tensors of indices for the leading dims; repeated indices add up
         return torch.zeros_like(input).index_put(tuple(tensors), g, accumulate=True)
     (idx,) = tensors
-    return add_at(input, next(d for d, i in enumerate(indices) if i is not None), idx, g)
+    dim = next(d for d, i in enumerate(indices) if i is not None)
+    # indices may count from the end, as Python's do; index_add's may not
+    return add_at(input, dim, idx % input.size(dim), g)

@@ -2,6 +2,7 @@
 
 import torch
 
+from ..graph import value
 from . import rule
 
 
@@ -9,6 +10,10 @@ from . import rule
 def matmul(g, input, other):
     # Operands are matrices or batches of them (1-D ones were promoted by canon); batch dims
     # that broadcasting added are summed away by the engine.
+    if value(other).ndim == 2 and value(input).ndim > 2:
+        # one matrix for a whole batch (a linear layer): Σ_b x_bᵀ g_b is one product, with the
+        # batch folded into rows, rather than a batch of products summed
+        return g @ other.mT, input.flatten(0, -2).mT @ g.flatten(0, -2)
     return g @ other.mT, input.mT @ g
 
 
