@@ -8,7 +8,7 @@ a functional backward (`select_scatter`, `slice_scatter`, `index_add`/`index_put
 import torch
 
 from ..graph import value
-from .registry import aten, define, emit, lowers, static_dim, unsupported_argument
+from .registry import aten, define, dim_in_range, emit, lowers, unsupported_argument
 
 
 def _full(dims: int) -> tuple:
@@ -80,17 +80,17 @@ def _index_with_tensors(input, index):
 
 @lowers(torch.select, "Tensor.select", aten.select)
 def _select(input, dim, index):
-    return emit(torch.select, input, static_dim(dim) % value(input).ndim, index)
+    return emit(torch.select, input, dim_in_range(input, dim), index)
 
 
 @lowers(aten.slice)
 def _aten_slice(input, dim=0, start=None, end=None, step=1):
-    return _slice(input, static_dim(dim) % value(input).ndim, start, end, step)
+    return _slice(input, dim_in_range(input, dim), start, end, step)
 
 
 @lowers(torch.narrow, "Tensor.narrow", aten.narrow)
 def _narrow(input, dim, start, length):
-    return _slice(input, static_dim(dim) % value(input).ndim, start, start + length, 1)
+    return _slice(input, dim_in_range(input, dim), start, start + length, 1)
 
 
 @lowers(aten.index)

@@ -103,6 +103,11 @@ def static_dim(dim: Any) -> Any:
     return value(dim) if isinstance(dim, fx.Proxy) else dim
 
 
+def dim_in_range(input, dim) -> int:
+    """`dim` as a constant in 0..ndim-1 (0 for a 0-d tensor)."""
+    return static_dim(dim) % max(value(input).ndim, 1)
+
+
 def op_name(op: Callable) -> str:
     """How error messages and reports name a canonical op or a traced target."""
     if isinstance(op, str):

@@ -7,10 +7,11 @@ only. The binary `torch.max(a, b)` is `torch.maximum`, lowered where that op is.
 
 import torch
 
-from ..graph import value
+from ..graph import is_tensor, value
 from .indexing import index_tensor
 from .pieces import item
-from .registry import LOWERINGS, aten, define, emit, lowers, sizes, splat, static_dim, unsupported_argument
+from .registry import (LOWERINGS, aten, define, dim_in_range, emit, lowers, sizes, splat, static_dim,
+                       unsupported_argument)
 
 
 def _one_or_all(values: tuple):
@@ -55,26 +56,17 @@ define({
 })
 
 
-def _dim(input, dim) -> int:
-    """`dim` as a constant in range (0 for a 0-d tensor)."""
-    return static_dim(dim) % max(value(input).ndim, 1)
-
-
-def _is_tensor(x) -> bool:
-    return isinstance(value(x), torch.Tensor)
-
-
 def _extreme(along_dim, over_all, elementwise):
     """The lowering of `torch.max` (`torch.min`) in its three forms: over every dim, along one
     dim with indices, and elementwise between two tensors."""
 
     def lowering(input, dim=None, keepdim=False, *, other=None):
-        if other is not None or _is_tensor(dim):  # torch.max(a, b)
+        if other is not None or is_tensor(dim):  # torch.max(a, b)
             lower = LOWERINGS.get(elementwise)
             return NotImplemented if lower is None else lower(input, dim if other is None else other)
         if dim is None:
             return emit(over_all, input)
-        return emit(along_dim, input, _dim(input, dim), keepdim)
+        return emit(along_dim, input, dim_in_range(input, dim), keepdim)
 
     return lowering
 
@@ -99,7 +91,7 @@ lowers(torch.amin, "Tensor.amin", aten.amin)(_select_reduction(torch.amin))
 
 def _result(index):
     """`x.max(1).values` (index 0), `.indices` (1); a sparse tensor's values() is copied as it is."""
-    return lambda values_and_indices: (NotImplemented if _is_tensor(values_and_indices)
+    return lambda values_and_indices: (NotImplemented if is_tensor(values_and_indices)
                                        else emit(item, values_and_indices, index))
 
 
@@ -110,14 +102,14 @@ lowers("Tensor.indices")(_result(1))
 @lowers(torch.gather, "Tensor.gather", aten.gather)
 def _gather(input, dim, index, *, sparse_grad=False):
     # sparse_grad asks autograd for a sparse gradient; the derived one is dense, of the same values
-    return emit(torch.gather, input, _dim(input, dim), index)
+    return emit(torch.gather, input, dim_in_range(input, dim), index)
 
 
 @lowers(torch.take_along_dim, "Tensor.take_along_dim", aten.take_along_dim)
 def _take_along_dim(input, indices, dim=None):
     if dim is None:  # along the flattened tensor
         return _gather(emit(torch.flatten, input, 0, -1), 0, emit(torch.flatten, indices, 0, -1))
-    dim = _dim(input, dim)
+    dim = dim_in_range(input, dim)
     shape, index_shape = value(input).shape, value(indices).shape
     if any(a != b for d, (a, b) in enumerate(zip(shape, index_shape)) if d != dim):
         unsupported_argument("take_along_dim with indices that broadcast against the input (expand them first)")
@@ -128,7 +120,7 @@ def _take_along_dim(input, indices, dim=None):
 def _index_select(input, dim, index):
     if value(index).ndim == 0:  # index_select keeps the dim an index of one element selects
         index = emit(torch.unsqueeze, index, 0)
-    return index_tensor(input, (slice(None),) * _dim(input, dim) + (index,))
+    return index_tensor(input, (slice(None),) * dim_in_range(input, dim) + (index,))
 
 
 @lowers("Tensor.repeat")
@@ -149,7 +141,7 @@ def _repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         return NotImplemented
     if dim is None:  # along the flattened tensor
         return emit(torch.repeat_interleave, emit(torch.flatten, input, 0, -1), repeats, 0)
-    return emit(torch.repeat_interleave, input, repeats, _dim(input, dim))
+    return emit(torch.repeat_interleave, input, repeats, dim_in_range(input, dim))
 
 
 @lowers(torch.roll, "Tensor.roll", aten.roll)
