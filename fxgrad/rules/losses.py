@@ -4,6 +4,7 @@ rules (NotDifferentiable)."""
 import torch
 import torch.nn.functional as F
 
+from ..graph import value
 from ..shapes import along_channels, channel_dim
 from . import NotDifferentiable, rule
 
@@ -59,7 +60,21 @@ def nll_loss(g, input, target, weight, reduction, ignore_index):
 @rule(F.cross_entropy)
 def cross_entropy(g, input, target, weight, reduction, ignore_index, label_smoothing):
     # ℓ = -Σ q·log softmax(x): dℓ/dx = softmax(x)·Σq - q
-    q = _target_weights(input, target, weight, reduction, ignore_index, label_smoothing)
     dim = channel_dim(input)
+    if weight is None and not label_smoothing and _class_indices(input, target):
+        # q is each counted target's one-hot over their number: dℓ/dx = (softmax(x) - one-hot)·counted/n,
+        # written without the one-hot (a few passes over the logits, not ten)
+        counted = (target != ignore_index).unsqueeze(dim)
+        scale = _per_element(g, input, reduction) * counted
+        if reduction == "mean":
+            scale = scale / counted.sum().clamp(min=1)  # none counted: the gradient is 0, as torch has it
+        picked = torch.where(counted, target.unsqueeze(dim), 0)
+        minus_one = torch.full_like(picked, -1, dtype=input.dtype)
+        return scale * input.softmax(dim).scatter_add(dim, picked, minus_one), None, NotDifferentiable("weight")
+    q = _target_weights(input, target, weight, reduction, ignore_index, label_smoothing)
     grad_input = _per_element(g, input, reduction) * (input.softmax(dim) * q.sum(dim, keepdim=True) - q)
     return grad_input, None, NotDifferentiable("weight")
+
+
+def _class_indices(input, target) -> bool:
+    return not value(target).is_floating_point()
