@@ -207,3 +207,28 @@ def test_a_gradient_torch_does_not_define_is_refused():
     grad_logits, _, grad_weight = fxgrad.derive(f, (logits, target, weight), wrt=[0])(logits, target, weight,
                                                                                       torch.tensor(1.0))
     assert grad_weight is None and grad_logits.shape == (4, 3)
+
+
+def test_in_place_change_through_a_view_is_refused():
+    def through_transpose(x):
+        y = x.t().add_(1)  # changes x itself
+        return x * 2 + y.sum()
+
+    def through_indexing(x):
+        y = x * 2
+        z = y[0].mul_(3)  # changes a row of y, which is read again
+        return y + z.sum()
+
+    for fn in (through_transpose, through_indexing):
+        with pytest.raises(fxgrad.MutationError):
+            fxgrad.derive(fn, (torch.randn(2, 3),))
+
+
+def test_in_place_change_through_a_view_of_a_fresh_value_is_derived():
+    from checks import assert_matches_autograd
+
+    def f(x):
+        return (x * 2).t().relu_()
+
+    x = torch.randn(2, 3, dtype=torch.float64)
+    assert_matches_autograd(f, fxgrad.derive(f, (x,)), (x,))

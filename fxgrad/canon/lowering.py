@@ -11,7 +11,7 @@ import torch.fx as fx
 from torch.fx.node import map_aggregate
 
 from ..errors import FxgradError, MutationError, RandomnessError, source_location
-from ..graph import GraphBuilder, nodes_after
+from ..graph import GraphBuilder, nodes_after, value
 from .registry import LOWERINGS, aten, op_name
 
 
@@ -36,7 +36,7 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             return args[0]
         last_before = graph._root.prev  # the new nodes are the ones appended after this
         try:
-            result = _lower(node, _functional_target(node, kwargs), args, kwargs, owners, builder)
+            result = _lower(node, _functional_target(node, kwargs, env), args, kwargs, owners, builder)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
         created = nodes_after(last_before)
@@ -110,7 +110,7 @@ def refuse_randomness(name: str) -> None:
     )
 
 
-def _functional_target(node: fx.Node, kwargs: dict) -> Any:
+def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> Any:
     """The key `node` is lowered by: its traced target, or the out-of-place twin of an in-place
     op (`add` for `add_`) that changes a value nothing else reads, where the two agree.
     Refuses random ops, and in-place ops that would make a derived value differ from torch's."""
@@ -126,8 +126,8 @@ def _functional_target(node: fx.Node, kwargs: dict) -> Any:
         isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
     )
     changed = node.args[0] if node.args else None
-    while isinstance(changed, fx.Node) and len(changed.users) == 1 and _is_aten_view(changed):
-        changed = changed.args[0]  # changing a view (`aten.detach(w)`) changes the tensor it views
+    while isinstance(changed, fx.Node) and len(changed.users) == 1 and _is_view(changed, env):
+        changed = changed.args[0]  # changing a view (`x.t()`, `aten.detach(w)`) changes the tensor it views
     fresh = (isinstance(changed, fx.Node) and changed.op not in ("placeholder", "get_attr")
              and len(changed.users) == 1)
     if kwargs.get("out") is not None or target is operator.setitem or ((in_place or kwargs.get("inplace") is True)
@@ -143,12 +143,14 @@ def _functional_target(node: fx.Node, kwargs: dict) -> Any:
     return getattr(aten, target.__name__.rstrip("_"))
 
 
-def _is_aten_view(node: fx.Node) -> bool:
-    """Whether `node` is an ATen op whose result shares its first argument's memory."""
-    if not isinstance(node.target, torch._ops.OpOverload):
-        return False
-    schema = node.target._schema
-    return not schema.is_mutable and bool(schema.returns) and schema.returns[0].alias_info is not None
+def _is_view(node: fx.Node, env: dict[fx.Node, Any]) -> bool:
+    """Whether `node`'s value shares its first argument's memory: an ATen view op, or a value
+    that the example run shows to be a view (`x.t()`, `x[0]`, `x.detach()`)."""
+    if isinstance(node.target, torch._ops.OpOverload):
+        schema = node.target._schema
+        return not schema.is_mutable and bool(schema.returns) and schema.returns[0].alias_info is not None
+    example = value(env.get(node))
+    return isinstance(example, torch.Tensor) and example._is_view()
 
 
 def traced_target(node: fx.Node) -> Callable | str:
