@@ -73,11 +73,12 @@ def last_frame(node: fx.Node) -> Frame | None:
     last = frames[-1]
     file, line = last["file"], int(last["line"])
     statement = _statement_at(file, line)
+    line_text = (last["code"] or linecache.getline(file, line)).strip()
     if statement is None:
-        return Frame(file, line, last["func"], (last["code"] or "").strip(), None, line)
+        return Frame(file, line, last["func"], line_text, None, line)
     code, assigns, start = statement
     if last["func"] == "<lambda>":  # the statement around a lambda is its caller's: quote the line
-        return Frame(file, line, last["func"], (last["code"] or "").strip(), None, line)
+        return Frame(file, line, last["func"], line_text, None, line)
     return Frame(file, line, last["func"], code, assigns, start)
 
 

@@ -19,7 +19,7 @@ import functools
 import inspect
 import os
 import re
-import traceback
+import sys
 import types
 from dataclasses import dataclass
 from typing import Callable
@@ -113,10 +113,19 @@ class _SourceRecordingTracer(fx.Tracer):
         return False  # into nn.Linear and friends: their ops are what gets differentiated
 
     def user_stack(self) -> str:
-        """The frames from the traced function inwards; empty outside it (fx's own epilogue)."""
-        frames = [frame for frame in traceback.extract_stack() if not _is_library(frame.filename)]
-        entry = next((i for i, f in enumerate(frames) if (f.filename, f.name) == self.entry), None)
-        return "" if entry is None else "".join(traceback.format_list(frames[entry:]))
+        """The frames from the traced function inwards, formatted as a traceback's (the source
+        lines are read only where needed); empty outside it (fx's own epilogue)."""
+        frames, frame = [], sys._getframe(1)
+        while frame is not None:
+            code = frame.f_code
+            if not _is_library(code.co_filename):
+                frames.append((code.co_filename, frame.f_lineno, code.co_name))
+            frame = frame.f_back
+        frames.reverse()
+        entry = next((i for i, (file, _, name) in enumerate(frames) if (file, name) == self.entry), None)
+        if entry is None:
+            return ""
+        return "".join(f'  File "{file}", line {line}, in {name}\n' for file, line, name in frames[entry:])
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
