@@ -11,6 +11,7 @@ from .errors import (
     OutputError,
     RandomnessError,
     TraceError,
+    UnsupportedArgumentError,
     UnsupportedOpError,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "OutputError",
     "RandomnessError",
     "TraceError",
+    "UnsupportedArgumentError",
     "UnsupportedOpError",
 ]
 __version__ = "0.1.0"

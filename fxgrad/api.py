@@ -142,7 +142,6 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     # Buffers and constants: a module's own, read live, else the tracer's copies.
     owners = [fn, traced.module] if isinstance(fn, torch.nn.Module) else [traced.module]
     outputs = canonicalize(traced.module, bindings, builder, owners)
-    returns_tuple = isinstance(outputs, (tuple, list))
     outputs = _flat_outputs(outputs)
     _check_outputs(fn, outputs)
     forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
@@ -185,7 +184,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     emit.name_gradients(graph, [None] * (len(gradient_of) - len(grad_names)) + grad_names)
     graph.lint()
     return Derivation(graph, builder.attributes, grad_names, [x.shape for x in inputs], output_shapes,
-                      [output.node.name for output in outputs], list(parameters), returns_tuple)
+                      [output.node.name for output in outputs], list(parameters), traced.returns_tuple)
 
 
 def _check_inputs(example_inputs) -> list[torch.Tensor]:

@@ -38,6 +38,11 @@ class RandomnessError(FxgradError):
     """The function draws random numbers, so recomputing its forward would not reproduce it."""
 
 
+class UnsupportedArgumentError(FxgradError):
+    """A supported op is used with an option fxgrad does not differentiate (`div`'s rounding
+    mode, a boolean mask as an index, softmax to another dtype)."""
+
+
 class UnsupportedOpError(FxgradError):
     """An op on the path from the differentiated inputs to the outputs has no backward rule."""
 

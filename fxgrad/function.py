@@ -141,8 +141,9 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
 
     def call(*inputs: torch.Tensor):
         outputs = Derived.apply(*inputs, *parameters)
+        # a tuple as `fn` returns one; a value holding several (`x.max(1)`) as its parts
         returns_tuple = next(iter(partitions.values()))[0].returns_tuple
-        return outputs if returns_tuple else outputs[0]
+        return outputs if returns_tuple or len(outputs) > 1 else outputs[0]
 
     call.partition_for = partition_for
     return call

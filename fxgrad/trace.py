@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import linecache
 import os
 import re
 import sys
@@ -52,10 +53,17 @@ class Trace:
     # (fx, export) that stands for it in the graph, to its qualified name.
     parameters: dict[str, str]
     tracer: str
+    returns_tuple: bool  # whether the function returns a tuple (or list), not one value
+
+
+def _returns_tuple(module: fx.GraphModule) -> bool:
+    output = next(node for node in module.graph.nodes if node.op == "output")
+    return isinstance(output.args[0], (tuple, list))
 
 
 def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Trace:
     """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
+    linecache.checkcache()  # source read for names and provenance: as it is now, not as first read
     if tracer == "auto":
         reasons = []
         for candidate in ("fx", "export"):
@@ -86,7 +94,7 @@ def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
         graph = tracer.trace(fn)
     module = fx.GraphModule(tracer.root, graph)
     names = [node.target for node in graph.nodes if node.op == "placeholder"]
-    return Trace(module, names, {name: name for name, _ in _named_parameters(fn)}, "fx")
+    return Trace(module, names, {name: name for name, _ in _named_parameters(fn)}, "fx", _returns_tuple(module))
 
 
 class _RefuseRandomness(TorchFunctionMode):
@@ -171,7 +179,9 @@ def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
             graph_module.graph.erase_node(node)
     _name_user_frames(graph_module, fn)
     names = _input_names(fn, len(inputs))
-    return Trace(graph_module, names, {name: name for name, _ in _named_parameters(fn)}, "export")
+    out_spec = exported.call_spec.out_spec  # (the module export makes always returns a list)
+    returns_tuple = out_spec.type is not None and issubclass(out_spec.type, (tuple, list))
+    return Trace(graph_module, names, {name: name for name, _ in _named_parameters(fn)}, "export", returns_tuple)
 
 
 def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
@@ -187,10 +197,11 @@ def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
         parameters = [p.detach() for _, p in _named_parameters(fn)]
         graph_module = make_fx(call, record_stack_traces=True)(*_distinct(inputs), *parameters)
         placeholders = [node.name for node in graph_module.graph.nodes if node.op == "placeholder"]
-        return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten")
+        return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten",
+                     _returns_tuple(graph_module))
     graph_module = make_fx(_as_forward(fn, len(inputs)), record_stack_traces=True)(*_distinct(inputs))
     _name_user_frames(graph_module, fn)
-    return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten")
+    return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten", _returns_tuple(graph_module))
 
 
 def _distinct(inputs: list[torch.Tensor]) -> list[torch.Tensor]:

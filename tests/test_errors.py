@@ -67,7 +67,7 @@ def test_unsupported_argument_names_the_line():
     def f(x):
         return torch.div(x, 2, rounding_mode="floor")
 
-    with pytest.raises(FxgradError, match=r"rounding_mode.*f line"):
+    with pytest.raises(fxgrad.UnsupportedArgumentError, match=r"rounding_mode.*f line"):
         fxgrad.derive(f, (torch.randn(3),))
 
 
@@ -232,3 +232,35 @@ def test_in_place_change_through_a_view_of_a_fresh_value_is_derived():
 
     x = torch.randn(2, 3, dtype=torch.float64)
     assert_matches_autograd(f, fxgrad.derive(f, (x,)), (x,))
+
+
+def test_in_place_torch_functions_are_seen_as_in_place():
+    def changes_its_input(x):
+        torch.relu_(x)
+        return x * 2
+
+    x = torch.randn(5)
+    example = x.clone()
+    with pytest.raises(fxgrad.MutationError, match="relu_"):
+        fxgrad.derive(changes_its_input, (x,))
+    assert torch.equal(x, example)  # deriving did not change the caller's tensor
+
+    from checks import assert_matches_autograd
+
+    def on_a_fresh_value(x):
+        return torch.relu_(x * 2) + F.elu_(x * 3)
+
+    x = torch.randn(5, dtype=torch.float64)
+    assert_matches_autograd(on_a_fresh_value, fxgrad.derive(on_a_fresh_value, (x,)), (x,))
+
+
+@pytest.mark.parametrize("alias", [lambda y: y.contiguous(), lambda y: y.float(), lambda y: y.detach()],
+                         ids=["contiguous", "float", "detach"])
+def test_in_place_change_through_an_alias_is_refused(alias):
+    def f(x):
+        y = x * 2
+        alias(y).mul_(3)
+        return y * y
+
+    with pytest.raises(fxgrad.MutationError):
+        fxgrad.derive(f, (torch.randn(3),))

@@ -133,3 +133,11 @@ def test_derived_backward_compiles_and_exports():
     exported = torch.export.export(fxgrad.derive(fn, inputs), (*inputs, grad_out))
     for got, want in zip(exported.module()(*inputs, grad_out), fxgrad.derive(fn, inputs)(*inputs, grad_out)):
         torch.testing.assert_close(got, want)
+
+
+def test_results_keep_the_structure_fn_returns_whatever_the_tracer():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).eval()  # fx cannot trace BatchNorm's checks
+    x = torch.randn(5, 4)
+    assert isinstance(fxgrad.function(model, (x,))(x), torch.Tensor)
+    values, indices = fxgrad.function(lambda x: x.max(1), (x,))(x.requires_grad_())
+    assert values.shape == indices.shape == (5,)

@@ -166,3 +166,18 @@ def test_an_accumulated_returned_gradient_is_named_for_its_input():
     code = fxgrad.derive(styles().accumulated, (torch.randn(3),)).code
     returned = code.strip().splitlines()[-1].strip()
     assert returned == "return (grad_x,)", code
+
+
+def test_names_follow_the_source_as_it_is_now(tmp_path, monkeypatch):
+    import importlib
+
+    module = tmp_path / "edited.py"
+    module.write_text("import torch\n\n\ndef f(x):\n    h = torch.tanh(x)\n    return h\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import edited
+
+    assert "h = torch.tanh(x)" in fxgrad.derive(edited.f, (torch.randn(3),)).code
+    module.write_text("import torch\n\n\ndef f(x):\n    weights = torch.exp(x)\n    return weights\n")
+    importlib.reload(edited)
+    code = fxgrad.derive(edited.f, (torch.randn(3),)).code
+    assert "weights = torch.exp(x)" in code and "tanh" not in code

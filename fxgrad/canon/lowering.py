@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch.fx.node import map_aggregate
 
 from ..errors import FxgradError, MutationError, RandomnessError, source_location
@@ -122,12 +123,11 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> 
     )
     if random:
         refuse_randomness(name)
-    in_place = (isinstance(target, str) and target.endswith("_") and not target.endswith("__")) or (
-        isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
-    )
+    twin = _out_of_place_twin(node, target)
+    in_place = twin is not None
     changed = node.args[0] if node.args else None
-    while isinstance(changed, fx.Node) and len(changed.users) == 1 and _is_view(changed, env):
-        changed = changed.args[0]  # changing a view (`x.t()`, `aten.detach(w)`) changes the tensor it views
+    while isinstance(changed, fx.Node) and len(changed.users) == 1 and _shares_memory(changed, env):
+        changed = changed.args[0]  # changing a view or alias (`x.t()`, `x.contiguous()`) changes its tensor
     fresh = (isinstance(changed, fx.Node) and changed.op not in ("placeholder", "get_attr")
              and len(changed.users) == 1)
     if kwargs.get("out") is not None or target is operator.setitem or ((in_place or kwargs.get("inplace") is True)
@@ -136,21 +136,40 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> 
             f"`{name}` changes a tensor in place; fxgrad derives functions whose inputs and values do not "
             "change (write `y = x + 1` rather than `x.add_(1)`, `F.relu(x)` rather than `F.relu(x, inplace=True)`)"
         )
-    if not in_place:
-        return target
+    return twin if in_place else target
+
+
+def _out_of_place_twin(node: fx.Node, target: Any) -> Any:
+    """For an in-place op, the key of its out-of-place twin (`Tensor.add` for `Tensor.add_`,
+    `torch.relu` for `torch.relu_`, `aten.add` for `aten.add_`; itself where none is known);
+    None for an op that changes nothing."""
+    if isinstance(node.target, torch._ops.OpOverload):
+        return getattr(aten, target.__name__.rstrip("_")) if node.target._schema.is_mutable else None
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    if not name.endswith("_") or name.endswith("__"):
+        return None
     if isinstance(target, str):
         return target[:-1]
-    return getattr(aten, target.__name__.rstrip("_"))
+    for namespace in (torch, F):
+        if getattr(namespace, name, None) is target and hasattr(namespace, name[:-1]):
+            return getattr(namespace, name[:-1])
+    return target
 
 
-def _is_view(node: fx.Node, env: dict[fx.Node, Any]) -> bool:
-    """Whether `node`'s value shares its first argument's memory: an ATen view op, or a value
-    that the example run shows to be a view (`x.t()`, `x[0]`, `x.detach()`)."""
+def _shares_memory(node: fx.Node, env: dict[fx.Node, Any]) -> bool:
+    """Whether `node`'s value shares its first argument's memory: an ATen view op, or, as the
+    example run shows, a view (`x.t()`, `x[0]`) or the argument itself (`x.contiguous()`,
+    `x.float()` of a float tensor)."""
     if isinstance(node.target, torch._ops.OpOverload):
         schema = node.target._schema
         return not schema.is_mutable and bool(schema.returns) and schema.returns[0].alias_info is not None
-    example = value(env.get(node))
-    return isinstance(example, torch.Tensor) and example._is_view()
+    argument = node.args[0] if node.args else None
+    if not isinstance(argument, fx.Node):
+        return False
+    example, base = value(env.get(node)), value(env.get(argument))
+    if not isinstance(example, torch.Tensor) or not isinstance(base, torch.Tensor):
+        return False
+    return example._is_view() or example.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()
 
 
 def traced_target(node: fx.Node) -> Callable | str:

@@ -11,7 +11,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch.fx.node import map_aggregate
 
-from ..errors import FxgradError
+from ..errors import UnsupportedArgumentError
 from ..graph import node_of, value
 
 aten = torch.ops.aten
@@ -69,7 +69,7 @@ def lowers_directly(op: Callable, *targets: Callable | str) -> None:
 
 
 def unsupported_argument(what: str) -> None:
-    raise FxgradError(f"{what} is not supported")
+    raise UnsupportedArgumentError(f"{what} is not supported")
 
 
 def call(fn, *args, **kwargs):
