@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ..graph import value
-from ..shapes import along_channels, channel_dim
+from ..shapes import along_channels, channel_dim, unreduce
 from . import NotDifferentiable, rule
 
 
@@ -47,7 +47,7 @@ def _target_weights(input, target, weight, reduction, ignore_index, label_smooth
 
 def _per_element(g, input, reduction):
     """The incoming gradient, broadcast over the class dim."""
-    return g.unsqueeze(channel_dim(input)) if reduction == "none" else g
+    return unreduce(g, input, channel_dim(input), keepdim=False) if reduction == "none" else g
 
 
 @rule(F.nll_loss)

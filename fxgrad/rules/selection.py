@@ -27,9 +27,7 @@ def max_all(g, input, *, out):
 @rule(torch.max, torch.min)
 def max_along(g, input, dim, keepdim, *, out):
     grad, _ = g  # the indices carry no gradient
-    indices = out[1]
-    if not keepdim and value(input).ndim > 0:
-        grad, indices = grad.unsqueeze(dim), indices.unsqueeze(dim)
+    grad, indices = unreduce(grad, input, dim, keepdim), unreduce(out[1], input, dim, keepdim)
     # all of it to the element the indices name
     return torch.zeros_like(input).scatter(dim, indices, grad)
 
