@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -12,8 +13,9 @@ from . import emit, simplify as simplifier
 from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
-from .errors import GradOutputError, InputError, OutputError
-from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, value
+from .errors import InputError, OutputError
+from .guards import Guards, TensorSpec, cast_gradients
+from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
 from .trace import trace
 
@@ -22,34 +24,44 @@ class Backward(fx.GraphModule):
     """A derived backward: `bwd(*inputs, *grad_outputs)` returns one gradient per entry of
     `grad_names` (the inputs', then a module's parameters'), `None` where none is taken.
 
-    Calls are checked: the number of arguments, and at the derived sizes the shapes of the
-    incoming gradients, so that a mistake reads as a message rather than a deep torch error.
+    Every call is checked against `guards` (`fxgrad.guards`): the number of arguments, each
+    one's dtype and rank, and its sizes, so that a call the graph does not hold for raises a
+    `ShapeError` or `GradOutputError` rather than return a wrong gradient.
     """
 
     grad_names: list[str]
-    input_shapes: list[torch.Size]
-    output_shapes: list[torch.Size]
-    output_names: list[str]
+    guards: Guards
+    compiled: Callable | None = None  # the graph through torch.compile, run once a call is checked
 
-    def __call__(self, *args: Any) -> tuple:
-        n_inputs, n_outputs = len(self.input_shapes), len(self.output_shapes)
-        if len(args) != n_inputs + n_outputs:
-            raise GradOutputError(
-                f"this backward takes the {n_inputs} inputs and then {n_outputs} incoming gradients "
-                f"({', '.join(f'grad_{name}' for name in self.output_names)}), {n_inputs + n_outputs} "
-                f"arguments in all; it was given {len(args)}"
-            )
-        inputs, grad_outputs = args[:n_inputs], args[n_inputs:]
-        at_derived_sizes = all(getattr(x, "shape", None) == shape for x, shape in zip(inputs, self.input_shapes))
-        for name, grad, shape in zip(self.output_names, grad_outputs, self.output_shapes):
-            if not isinstance(grad, torch.Tensor):
-                raise GradOutputError(f"the gradient of output `{name}` must be a tensor, not {type(grad).__name__}")
-            if at_derived_sizes and grad.shape != shape:
-                raise GradOutputError(
-                    f"the gradient of output `{name}` has shape {tuple(grad.shape)}; "
-                    f"it must have the output's shape, {tuple(shape)}"
-                )
-        return super().__call__(*args)
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple:
+        self.guards.check(args, kwargs)
+        args = cast_gradients(self.guards, args)
+        if self.guards.needs_checked_run(args):
+            return self.guards.checked_run(self, args)
+        return (self.compiled or super().__call__)(*args)
+
+    def __deepcopy__(self, memo: dict) -> "Backward":
+        copied = super().__deepcopy__(memo)
+        copied.grad_names, copied.guards = list(self.grad_names), copy.deepcopy(self.guards, memo)
+        copied.compiled = None if self.compiled is None else _compiled(copied)
+        return copied
+
+    def __reduce__(self):
+        # rebuilt from its graph, which carries the readable printer and the values' shapes
+        return _rebuild_backward, (read_attributes(self), portable(self.graph),
+                                   self.grad_names, self.guards, self.compiled is not None)
+
+
+def _rebuild_backward(attributes: dict, graph: fx.Graph, grad_names: list[str], guards: Guards,
+                      compiled: bool) -> Backward:
+    bwd = Backward(attributes, graph, class_name="Backward")
+    bwd.grad_names, bwd.guards = grad_names, guards
+    bwd.compiled = _compiled(bwd) if compiled else None
+    return bwd
+
+
+def _compiled(bwd: Backward) -> Callable:
+    return torch.compile(fx.GraphModule.__call__.__get__(bwd), fullgraph=True)
 
 
 def derive(
@@ -76,7 +88,13 @@ def derive(
     `simplify=False` skips the algebraic simplification, to see or measure what it gains;
     `provenance=False` leaves out the comments naming the forward line of each statement;
     `tracer` is "fx", "export", "aten" or "auto" (fx, then export if fx cannot trace);
-    `compile=True` returns the backward passed through `torch.compile(fullgraph=True)`.
+    `compile=True` runs the backward's graph through `torch.compile(fullgraph=True)`, its calls
+    checked as ever.
+
+    Calls are checked against what the graph assumes (`bwd.guards`): each input's dtype and
+    rank always; its sizes where the tracer fixed them (export, aten), else that every value
+    broadcasts as at derive time (checked once per new set of sizes). A call outside raises
+    `ShapeError` or `GradOutputError`.
 
     Example:
         >>> import torch, fxgrad
@@ -91,11 +109,10 @@ def derive(
     derivation = derive_graph(fn, example_inputs, wrt=wrt, simplify=simplify, tracer=tracer)
     derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
-    bwd.grad_names = derivation.grad_names
-    bwd.input_shapes = derivation.input_shapes
-    bwd.output_shapes = derivation.output_shapes
-    bwd.output_names = derivation.output_names
-    return torch.compile(bwd, fullgraph=True) if compile else bwd
+    bwd.grad_names, bwd.guards = derivation.grad_names, derivation.guards
+    if compile:  # the checks stay outside the compiled graph, which runs once a call passes them
+        bwd.compiled = _compiled(bwd)
+    return bwd
 
 
 @dataclass
@@ -111,6 +128,7 @@ class Derivation:
     output_names: list[str]
     parameters: list[str]  # the module's parameters, differentiated after the inputs
     returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
+    guards: Guards  # what the graph assumes about its calls
 
 
 def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequence[int] | None = None,
@@ -145,6 +163,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     outputs = _flat_outputs(outputs)
     _check_outputs(fn, outputs)
     forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
+    forward_copy = _copy_computing(graph, outputs)
     # One incoming gradient per output (placed after the inputs), named once the outputs are.
     with graph.inserting_before(first_forward_node.next):
         grad_proxies = [builder.placeholder("grad_out", None) for _ in outputs]
@@ -183,8 +202,28 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
         simplifier.finish(graph, gradient_of)
     emit.name_gradients(graph, [None] * (len(gradient_of) - len(grad_names)) + grad_names)
     graph.lint()
+    output_names = [output.node.name for output in outputs]
+    guards = Guards(
+        inputs=[TensorSpec(name, x.shape, x.dtype) for name, x in zip(traced.input_names, inputs)],
+        grad_outputs=[TensorSpec(f"grad_{name}", value(grad).shape, value(grad).dtype)
+                      for name, grad in zip(output_names, grad_proxies)],
+        fixed_sizes=traced.fixed_sizes,
+        forward=None if traced.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
+    )
     return Derivation(graph, builder.attributes, grad_names, [x.shape for x in inputs], output_shapes,
-                      [output.node.name for output in outputs], list(parameters), traced.returns_tuple)
+                      output_names, list(parameters), traced.returns_tuple, guards)
+
+
+def _copy_computing(graph: fx.Graph, outputs: list) -> fx.Graph:
+    """A copy of the forward built so far in `graph`, returning `outputs`, its values kept as
+    shapes only: what a call at new sizes is checked on."""
+    copied, env = fx.Graph(), {}
+    for node in graph.nodes:
+        env[node] = copied.node_copy(node, env.__getitem__)
+    copied.output(tuple(env[out.node] if isinstance(out, fx.Proxy) else out for out in outputs))
+    copied.eliminate_dead_code()
+    drop_values(list(copied.nodes))
+    return copied
 
 
 def _check_inputs(example_inputs) -> list[torch.Tensor]:
@@ -209,6 +248,8 @@ def _check_wrt(wrt, values: list[torch.Tensor], n_inputs: int, grad_names: list[
                 raise InputError(f"{name[5:]} is complex; fxgrad differentiates real floating-point values "
                                  "only (give wrt without it to treat it as a constant)")
         return [i for i, x in enumerate(values) if is_differentiable(x) and (i < n_inputs or x.requires_grad)]
+    if not isinstance(wrt, (int, tuple, list, range)) or isinstance(wrt, bool):
+        raise InputError(f"wrt must be an input index or a tuple of them, not {type(wrt).__name__} {wrt!r}")
     indices = [wrt] if isinstance(wrt, int) else list(wrt)
     for i in indices:
         if not isinstance(i, int) or isinstance(i, bool) or not -n <= i < n:

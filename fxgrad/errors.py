@@ -30,6 +30,11 @@ class GradOutputError(FxgradError):
     """A derived backward was called with arguments of the wrong number or shape."""
 
 
+class ShapeError(FxgradError):
+    """A derived backward was called with an input outside what it was derived for: another
+    rank or dtype, or sizes its graph does not hold at (see `fxgrad.guards`)."""
+
+
 class MutationError(FxgradError):
     """The function changes a tensor in place."""
 

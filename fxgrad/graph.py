@@ -9,6 +9,8 @@ mis-shaped tensor fails at derive time rather than when the user calls the backw
 
 from __future__ import annotations
 
+import operator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -127,6 +129,41 @@ def carries_gradient(val: Any) -> bool:
     if isinstance(val, (tuple, list)):
         return any(carries_gradient(v) for v in val)
     return isinstance(val, torch.Tensor) and (val.is_floating_point() or val.is_complex())
+
+
+@dataclass(frozen=True, eq=False)
+class Recorded:
+    """A node of the forward as later stages read it from another node's meta (its name and the
+    user's frames), standing for it where the graph is copied or pickled without the forward."""
+
+    name: str
+    stack_trace: str | None
+
+
+def portable(graph: fx.Graph) -> fx.Graph:
+    """A copy of a derived graph that pickles: the meta that points to other nodes points to
+    `Recorded` stand-ins (one per node, so identities hold), and the canonical ops' bookkeeping,
+    which only derive reads, is left out."""
+    copied, env, recorded = fx.Graph(), {}, {}
+    for node in graph.nodes:
+        env[node] = new = copied.node_copy(node, env.__getitem__)
+        for key in ("fxgrad_op", "fxgrad_args", "fxgrad_source_target"):
+            new.meta.pop(key, None)
+        for key in (DERIVED_FROM, GRADIENT_OF):
+            if isinstance(new.meta.get(key), fx.Node):
+                source = new.meta[key]
+                new.meta[key] = recorded.setdefault(source, Recorded(source.name, source.stack_trace))
+    copied.set_codegen(graph._codegen)
+    return copied
+
+
+def read_attributes(module: fx.GraphModule) -> dict[str, Any]:
+    """What the module's get_attr nodes read, by target: the root to rebuild it from."""
+    found = {}
+    for node in module.graph.nodes:
+        if node.op == "get_attr":
+            found[node.target] = operator.attrgetter(node.target)(module)
+    return found
 
 
 def nodes_after(node: fx.Node) -> list[fx.Node]:

@@ -21,6 +21,7 @@ import linecache
 import os
 import re
 import sys
+import traceback
 import types
 from dataclasses import dataclass
 from typing import Callable
@@ -54,6 +55,8 @@ class Trace:
     parameters: dict[str, str]
     tracer: str
     returns_tuple: bool  # whether the function returns a tuple (or list), not one value
+    # why the example sizes are constants of the graph (export, make_fx), None where fx kept them generic
+    fixed_sizes: str | None = None
 
 
 def _returns_tuple(module: fx.GraphModule) -> bool:
@@ -68,18 +71,39 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
         reasons = []
         for candidate in ("fx", "export"):
             try:
-                return trace(fn, inputs, candidate)
+                traced = trace(fn, inputs, candidate)
             except TraceError as error:
                 reasons.append(f"- {candidate}: {error}")
+                continue
+            if reasons:  # name what made fx fail: it is what a user rewrites to keep sizes generic
+                traced.fixed_sizes += f" (fx, which keeps sizes generic, {reasons[0].removeprefix('- fx: fx ')})"
+            return traced
         raise TraceError(f"no tracer could capture `{_name(fn)}`:\n" + "\n".join(reasons))
     if tracer not in TRACERS:
         raise TraceError(f"tracer must be 'auto' or one of {TRACERS}, not {tracer!r}")
     try:
-        return {"fx": _trace_fx, "export": _trace_export, "aten": _trace_aten}[tracer](fn, inputs)
+        traced = {"fx": _trace_fx, "export": _trace_export, "aten": _trace_aten}[tracer](fn, inputs)
     except FxgradError:
         raise
     except Exception as error:  # each tracer raises many kinds; all mean "this cannot be traced"
-        raise TraceError(f"{tracer} could not trace `{_name(fn)}`: {type(error).__name__}: {error}") from error
+        raise TraceError(f"{tracer} could not trace `{_name(fn)}`{_user_line(error)}: "
+                         f"{type(error).__name__}: {error}") from error
+    if tracer != "fx":
+        traced.fixed_sizes = f"{_TRACER_NAMES[tracer]} wrote into the graph as constants"
+    return traced
+
+
+_TRACER_NAMES = {"export": "torch.export", "aten": "make_fx"}
+
+
+def _user_line(error: Exception) -> str:
+    """` at f line 4: for i in range(x.shape[0])`: the innermost line of the user's code in the
+    error's traceback, if it has one."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not _is_library(frame.filename)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" at {frame.name} line {frame.lineno}: `{(frame.line or '').strip()}`"
 
 
 # ---------------------------------------------------------------------------------------------

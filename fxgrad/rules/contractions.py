@@ -4,6 +4,7 @@ probabilities, and a convolution's is a transposed convolution and a correlation
 import math
 
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 
 from ..canon.contractions import conv_options, parse_equation
@@ -83,19 +84,27 @@ def scaled_dot_product_attention(g, q, k, v, attn_mask, is_causal, scale):
     return grad_scores @ k * scale, grad_scores.mT @ q * scale, p.mT @ g, grad_mask
 
 
+def _plus(size, constant: int):
+    """`size + constant`, written `size - 1` rather than `size + -1`."""
+    return size if constant == 0 else size + constant if constant > 0 else size - -constant
+
+
 @rule(torch.conv1d, torch.conv2d)
 def convolution(g, input, weight, bias, stride, padding, dilation, groups):
     spatial = len(stride)
     conv, conv_transpose = {1: (torch.conv1d, torch.conv_transpose1d),
                             2: (torch.conv2d, torch.conv_transpose2d)}[spatial]
-    sizes, out_sizes, kernel = (value(x).shape[2:] for x in (input, g, weight))
+    kernel = value(weight).shape[2:]
     # ∂/∂input: the transposed convolution spreads each output back over the window it read;
-    # output_padding restores the input's last rows, which a stride stepped over (their number
-    # is read from the example sizes)
-    output_padding = tuple(size + 2 * p - d * (k - 1) - 1 - (out - 1) * s
-                           for size, out, k, s, p, d in zip(sizes, out_sizes, kernel, stride, padding, dilation))
-    grad_input = conv_transpose(g, weight, **conv_options(stride=stride, padding=padding, output_padding=output_padding,
-                                                          groups=groups, dilation=dilation))
+    # output_padding restores the input's last rows, which a stride stepped over: their number,
+    # (size + 2·padding − dilation·(kernel − 1) − 1) mod stride, is read from the input's size
+    # when the backward runs, so that it holds at every size
+    output_padding = tuple(0 if s == 1 else _plus(input.size(2 + i), 2 * p - d * (k - 1) - 1) % s
+                           for i, (k, s, p, d) in enumerate(zip(kernel, stride, padding, dilation)))
+    options = conv_options(stride=stride, padding=padding, groups=groups, dilation=dilation)
+    if any(isinstance(extra, fx.Proxy) for extra in output_padding):
+        options["output_padding"] = output_padding
+    grad_input = conv_transpose(g, weight, **options)
     # ∂/∂weight: the correlation of the input with g, the batch taking the place of the channels
     # summed over (per group: channels (N·groups) of a batch of in_channels/groups), and stride
     # and dilation trading places
@@ -105,7 +114,9 @@ def convolution(g, input, weight, bias, stride, padding, dilation, groups):
         batch_as_channels = input.unflatten(1, (groups, -1)).transpose(0, 2).flatten(1, 2)
     grad_weight = conv(batch_as_channels, g.transpose(0, 1), **conv_options(
         stride=dilation, padding=padding, dilation=stride, groups=groups)).transpose(0, 1)
-    if value(grad_weight).shape[2:] != kernel:  # the correlation reaches past the kernel where a stride left input over
+    # the correlation reaches past the kernel where a stride left input over: how far depends on
+    # the input's size, so with a stride the kernel's part is always taken
+    if any(s > 1 for s in stride) or value(grad_weight).shape[2:] != kernel:
         grad_weight = grad_weight[(..., *(slice(None, k) for k in kernel))]
     grad_bias = None if bias is None else g.sum((0, *range(2, 2 + spatial)))
     return grad_input, grad_weight, grad_bias

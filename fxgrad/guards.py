@@ -1,0 +1,221 @@
+"""Guards: what a derived graph assumes about the tensors it is called with, checked at each call.
+
+A derived backward is specialised to its example inputs in a few ways, as a torch.compile graph
+is, and every call is checked against them, never run outside them:
+
+- *always*: the number of arguments, and each tensor's dtype and rank (rules branch on both);
+- *sizes fixed by the tracer*: torch.export and make_fx write the example sizes into the graph
+  as constants, so a backward they traced holds at those sizes only;
+- *sizes generic*: fx reads sizes at run time (`grad.reshape(x.shape)`), so a backward it traced
+  holds at other sizes, as long as every value broadcasts as it did at derive time. The first
+  call at new sizes is run node by node and each value is checked against its derived shape
+  (the same rank, size 1 exactly where it was size 1, as many pieces from a split), the incoming
+  gradients against the outputs' shapes at the new sizes, and the gradients against their
+  inputs' shapes; sizes that pass are remembered, later calls at them run straight.
+
+A call that breaks a guard raises `ShapeError` (an input) or `GradOutputError` (an incoming
+gradient) saying what the graph was derived for, where in the user's source that came from,
+and that deriving again at the new sizes is the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from .errors import GradOutputError, InputError, ShapeError, source_location
+from .graph import DERIVED_FROM, portable, read_attributes
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor argument as derived: its name, shape and dtype."""
+
+    name: str
+    shape: torch.Size
+    dtype: torch.dtype
+
+
+@dataclass
+class Guards:
+    """The assumptions of one derived graph about its calls `(*inputs, *grad_outputs)`."""
+
+    inputs: list[TensorSpec]
+    grad_outputs: list[TensorSpec]  # one per output of the function, named `grad_<output>`
+    # why the tracer wrote the example sizes into the graph, or None where it reads them at run time
+    fixed_sizes: str | None
+    forward: fx.GraphModule | None = None  # the function's outputs from the inputs, to check new sizes on
+    checked: set = field(default_factory=set)  # the call sizes that passed the node-by-node check
+
+    def check(self, args: tuple, kwargs: dict) -> None:
+        """Raise a clear error for a call outside what the graph was derived for (all but the
+        node-by-node check of new sizes, `needs_checked_run`)."""
+        if kwargs:
+            raise GradOutputError(f"this backward takes its arguments by position ({self.signature()}); "
+                                  f"it was given keyword arguments {', '.join(map(repr, kwargs))}")
+        n_inputs, n_grads = len(self.inputs), len(self.grad_outputs)
+        if len(args) != n_inputs + n_grads:
+            raise GradOutputError(
+                f"this backward takes the {n_inputs} inputs and then {n_grads} incoming gradients "
+                f"({', '.join(spec.name for spec in self.grad_outputs)}), {n_inputs + n_grads} arguments in all "
+                f"(`bwd({self.signature()})`); it was given {len(args)}")
+        for spec, x in zip(self.inputs, args):
+            _check_tensor(spec, x, "input", ShapeError)
+        for spec, grad in zip(self.grad_outputs, args[n_inputs:]):
+            _check_tensor(spec, grad, "incoming gradient", GradOutputError, floating=True)
+        if self.fixed_sizes is not None:
+            for spec, x in zip(self.inputs, args):
+                if x.shape != spec.shape:
+                    raise ShapeError(f"derived for {_size_guard(spec, x)}, sizes that {self.fixed_sizes}; "
+                                     f"called with {_shape(x)}: derive again at these sizes")
+        if self._at_derived_sizes(args[:n_inputs]):
+            for spec, grad in zip(self.grad_outputs, args[n_inputs:]):
+                if grad.shape != spec.shape:
+                    raise GradOutputError(f"the gradient of output `{_output(spec)}` has shape {tuple(grad.shape)}; "
+                                          f"it must have the output's shape, {tuple(spec.shape)}")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.forward is not None:  # a GraphModule pickles as its code; its graph holds the derived shapes
+            state["forward"] = (read_attributes(self.forward),
+                                portable(self.forward.graph))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state["forward"] is not None:
+            state["forward"] = fx.GraphModule(*state["forward"])
+        self.__dict__.update(state)
+
+    def needs_checked_run(self, args: tuple) -> bool:
+        """Whether this call is at sizes not yet checked node by node."""
+        return not self._at_derived_sizes(args[:len(self.inputs)]) and _sizes(args) not in self.checked
+
+    def checked_run(self, module: fx.GraphModule, args: tuple) -> Any:
+        """Run `module` on `args` at new sizes, node by node, checking every value against its
+        derived shape; remember the sizes if all hold."""
+        n_inputs = len(self.inputs)
+        inputs, grads = args[:n_inputs], args[n_inputs:]
+        described = ", ".join(f"{spec.name}: {tuple(x.shape)}" for spec, x in zip(self.inputs, inputs))
+        for spec, x in zip(self.inputs, inputs):
+            if not _same_ones(spec.shape, x.shape):
+                raise ShapeError(f"derived for `{spec.name}` of shape {tuple(spec.shape)}; called with {_shape(x)}, "
+                                 "where a dim of size 1 became larger or one became 1, which changes what "
+                                 "broadcasts: derive again at these sizes")
+        outputs = _CheckingInterpreter(self.forward, described).run(*inputs)
+        for spec, grad, out in zip(self.grad_outputs, grads, outputs):
+            if grad.shape != out.shape:
+                raise GradOutputError(f"the gradient of output `{_output(spec)}` has shape {tuple(grad.shape)}; it "
+                                      f"must have the output's shape, at these input sizes ({described}) "
+                                      f"{tuple(out.shape)}")
+        results = _CheckingInterpreter(module, described).run(*args)
+        for name, grad, x in zip(getattr(module, "grad_names", ()), results, inputs):
+            if grad is not None and grad.shape != x.shape:
+                raise ShapeError(f"at these sizes ({described}) the derived {name} has shape {tuple(grad.shape)}, "
+                                 f"not its input's: derive again at these sizes")
+        self.checked.add(_sizes(args))
+        return results
+
+    def signature(self) -> str:
+        return ", ".join(spec.name for spec in self.inputs + self.grad_outputs)
+
+    def _at_derived_sizes(self, inputs: tuple) -> bool:
+        return all(x.shape == spec.shape for spec, x in zip(self.inputs, inputs))
+
+
+def _check_tensor(spec: TensorSpec, x: Any, role: str, error: type, floating: bool = False) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise (InputError if role == "input" else error)(
+            f"the {role} `{spec.name}` must be a tensor, not {type(x).__name__}")
+    if x.is_nested:
+        raise InputError(f"the {role} `{spec.name}` is a nested tensor; fxgrad derives functions of strided tensors")
+    if x.ndim != len(spec.shape):
+        raise error(f"derived for a {len(spec.shape)}-d `{spec.name}` ({tuple(spec.shape)}); called with a "
+                    f"{x.ndim}-d one ({tuple(x.shape)}): ranks are fixed at derive time, derive again for this rank")
+    # an incoming gradient of another floating dtype is cast, as autograd does; an input's dtype is fixed
+    if x.dtype != spec.dtype and not (floating and x.is_floating_point()):
+        raise error(f"derived for `{spec.name}` of dtype {spec.dtype}; called with {x.dtype}: dtypes are fixed "
+                    "at derive time, derive again with inputs of this dtype")
+
+
+def _output(spec: TensorSpec) -> str:
+    return spec.name.removeprefix("grad_")
+
+
+def _size_guard(spec: TensorSpec, x: torch.Tensor) -> str:
+    differ = [d for d, (a, b) in enumerate(zip(spec.shape, x.shape)) if a != b]
+    return " and ".join(f"{spec.name}.shape[{d}] == {spec.shape[d]}" for d in differ)
+
+
+def _shape(x: torch.Tensor) -> str:
+    return f"shape {tuple(x.shape)}"
+
+
+def _sizes(args: tuple) -> tuple:
+    return tuple(tuple(x.shape) for x in args)
+
+
+def cast_gradients(guards: Guards, args: tuple) -> tuple:
+    """The arguments with each incoming gradient in its output's dtype, as autograd casts them."""
+    n = len(guards.inputs)
+    grads = tuple(g if g.dtype == spec.dtype else g.to(spec.dtype) for spec, g in zip(guards.grad_outputs, args[n:]))
+    return (*args[:n], *grads)
+
+
+class _CheckingInterpreter(fx.Interpreter):
+    """Runs a derived graph node by node, checking each value against the one it had at derive
+    time: the same rank, size 1 exactly where it was 1, as many pieces; and each failure of a
+    torch op is reported at the user's line that the node comes from."""
+
+    def __init__(self, module: fx.GraphModule, described: str):
+        super().__init__(module)
+        self.described = described
+        self.extra_traceback = False  # the errors raised here name the user's line themselves
+
+    def run_node(self, node: fx.Node) -> Any:
+        try:
+            result = super().run_node(node)
+        except ShapeError:
+            raise
+        except Exception as error:  # a torch op refusing the new sizes: where, in the user's terms
+            raise ShapeError(f"derived at other sizes; called with {self.described}, {_where(node)} fails: "
+                             f"{type(error).__name__}: {error}; derive again at these sizes") from None
+        derived = node.meta.get("val")
+        if node.op != "placeholder" and derived is not None and not _same_pattern(derived, result):
+            raise ShapeError(
+                f"derived where {_where(node)} gave {_describe(derived)}; called with {self.described}, it gives "
+                f"{_describe(result)}, so the backward would sum or broadcast differently: derive again at these sizes")
+        return result
+
+
+def _where(node: fx.Node) -> str:
+    source = node.meta.get(DERIVED_FROM, node)
+    location = source_location(source)
+    return location if "no source line" not in location else f"`{node.name}`"
+
+
+def _same_pattern(derived: Any, actual: Any) -> bool:
+    """Whether a value at new sizes broadcasts as its derived value did: tensors and sizes of the
+    same rank with size 1 in the same dims, tuples of as many parts."""
+    if isinstance(derived, torch.Tensor):
+        return isinstance(actual, torch.Tensor) and _same_ones(derived.shape, actual.shape)
+    if isinstance(derived, torch.Size):
+        return isinstance(actual, (tuple, list)) and _same_ones(derived, actual)
+    if isinstance(derived, (tuple, list)):
+        return (isinstance(actual, (tuple, list)) and len(actual) == len(derived)
+                and all(_same_pattern(d, a) for d, a in zip(derived, actual)))
+    return True
+
+
+def _same_ones(derived: Any, actual: Any) -> bool:
+    return len(derived) == len(actual) and all((d == 1) == (a == 1) for d, a in zip(derived, actual))
+
+
+def _describe(val: Any) -> str:
+    if isinstance(val, torch.Tensor):
+        return f"shape {tuple(val.shape)}"
+    if isinstance(val, (tuple, list)) and not isinstance(val, torch.Size):
+        return f"{len(val)} pieces"
+    return f"{tuple(val)}" if isinstance(val, torch.Size) else repr(val)
