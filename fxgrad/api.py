@@ -160,7 +160,9 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     # Buffers and constants: a module's own, read live, else the tracer's copies.
     owners = [fn, traced.module] if isinstance(fn, torch.nn.Module) else [traced.module]
     outputs = canonicalize(traced.module, bindings, builder, owners)
-    outputs = _flat_outputs(outputs)
+    outputs, fields = _flat_outputs(outputs)
+    if traced.output_fields is not None and len(traced.output_fields) == len(outputs):
+        fields = list(traced.output_fields)
     _check_outputs(fn, outputs)
     forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
     forward_copy = _copy_computing(graph, outputs)
@@ -169,7 +171,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
         grad_proxies = [builder.placeholder("grad_out", None) for _ in outputs]
     for node in forward:
         node.meta[FORWARD] = True
-    emit.name_forward_values(forward, outputs)
+    emit.name_forward_values(forward, outputs, fields)
     output_shapes = [value(output).shape for output in outputs]
 
     # From here on only shapes and dtypes matter: drop the example values.
@@ -261,16 +263,30 @@ def _check_wrt(wrt, values: list[torch.Tensor], n_inputs: int, grad_names: list[
     return sorted({i % n for i in indices})
 
 
-def _flat_outputs(outputs: Any) -> list:
-    """The outputs one by one: a tuple returned, and a value holding several (`x.max(1)`,
+def _flat_outputs(outputs: Any) -> tuple[list, list[str | None]]:
+    """The outputs one by one, and the field each comes from where they are a namedtuple's: a
+    tuple returned, a namedtuple built in the function, and a value holding several (`x.max(1)`,
     `x.split(2)`) taken apart."""
+    built = _namedtuple_built(outputs)
+    if built is not None:  # (its node, now unused, is dropped with the dead code)
+        return [outputs.tracer.proxy(a) if isinstance(a, fx.Node) else a for a in built.args], list(built.target._fields)
     flat = []
     for out in outputs if isinstance(outputs, (tuple, list)) else [outputs]:
         if isinstance(out, fx.Proxy) and isinstance(value(out), (tuple, list)):
             flat += [emit_op(item, out, i) for i in range(len(value(out)))]
         else:
             flat.append(out)
-    return flat
+    return flat, [None] * len(flat)
+
+
+def _namedtuple_built(outputs: Any) -> fx.Node | None:
+    """The node of `Out(loss, logits)` when the function returns a namedtuple it builds (fx and
+    make_fx record the constructor as a call), its fields given by position."""
+    node = outputs.node if isinstance(outputs, fx.Proxy) else None
+    target = getattr(node, "target", None)
+    if isinstance(target, type) and issubclass(target, tuple) and hasattr(target, "_fields") and not node.kwargs:
+        return node
+    return None
 
 
 def _check_outputs(fn: Callable, outputs: list) -> None:

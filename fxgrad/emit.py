@@ -35,9 +35,10 @@ _MAX_NESTED_LENGTH = 48
 # Names.
 
 
-def name_forward_values(forward: list[fx.Node], outputs: list[Any]) -> None:
+def name_forward_values(forward: list[fx.Node], outputs: list[Any], fields: list[str | None]) -> None:
     """Rename forward nodes after the variables the user's source assigns them to: the last
-    node recorded for a statement `x = ...` is `x`."""
+    node recorded for a statement `x = ...` is `x`; an output with no such name is named after
+    its field (`loss` of a namedtuple), else `out`, `out0`, ..."""
     last_of_statement: dict[tuple, fx.Node] = {}
     for node in forward:
         if node.op != "placeholder" and isinstance(node.meta.get("val"), torch.Tensor):
@@ -47,7 +48,8 @@ def name_forward_values(forward: list[fx.Node], outputs: list[Any]) -> None:
     for node in last_of_statement.values():
         node._rename(last_frame(node).assigns)
         node.meta[USER_NAMED] = True
-    for out, name in zip(outputs, _returned_names(outputs)):
+    for out, name, field in zip(outputs, _returned_names(outputs), fields):
+        name = field or name
         if isinstance(out, fx.Proxy) and out.node.op != "placeholder" and not out.node.meta.get(USER_NAMED):
             out.node._rename(name)
             out.node.meta[USER_NAMED] = True

@@ -57,6 +57,7 @@ class Trace:
     returns_tuple: bool  # whether the function returns a tuple (or list), not one value
     # why the example sizes are constants of the graph (export, make_fx), None where fx kept them generic
     fixed_sizes: str | None = None
+    output_fields: tuple[str, ...] | None = None  # the fields of a namedtuple returned, where the graph has none
 
 
 def _returns_tuple(module: fx.GraphModule) -> bool:
@@ -204,8 +205,10 @@ def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     _name_user_frames(graph_module, fn)
     names = _input_names(fn, len(inputs))
     out_spec = exported.call_spec.out_spec  # (the module export makes always returns a list)
-    returns_tuple = out_spec.type is not None and issubclass(out_spec.type, (tuple, list))
-    return Trace(graph_module, names, {name: name for name, _ in _named_parameters(fn)}, "export", returns_tuple)
+    fields = getattr(out_spec.context, "_fields", None)  # of a namedtuple returned
+    returns_tuple = fields is not None or isinstance(out_spec.type, type) and issubclass(out_spec.type, (tuple, list))
+    return Trace(graph_module, names, {name: name for name, _ in _named_parameters(fn)}, "export", returns_tuple,
+                 output_fields=fields)
 
 
 def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:

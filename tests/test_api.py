@@ -1,5 +1,7 @@
 """The calling contract of `derive`'s result."""
 
+import collections
+
 import pytest
 import torch
 
@@ -80,3 +82,19 @@ def test_float32_inputs_keep_their_dtype():
     x, b = torch.randn(2, 3), torch.randn(3, dtype=torch.float64)
     grad_x, grad_b = fxgrad.derive(lambda x, b: x + b, (x, b))(x, b, torch.ones(2, 3, dtype=torch.float64))
     assert grad_x.dtype == torch.float32 and grad_b.dtype == torch.float64
+
+
+ModelOutput = collections.namedtuple("ModelOutput", "loss logits")
+
+
+def returns_a_namedtuple(x, w):
+    scores = x @ w
+    return ModelOutput((scores * scores).mean(), scores.tanh())
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten"])
+def test_a_namedtuple_output_is_its_fields(tracer):
+    inputs = (randn(2, 3), randn(3, 4))
+    bwd = fxgrad.derive(returns_a_namedtuple, inputs, tracer=tracer)
+    assert [spec.name for spec in bwd.guards.grad_outputs] == ["grad_loss", "grad_logits"]
+    assert_matches_autograd(returns_a_namedtuple, bwd, inputs)
