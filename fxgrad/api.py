@@ -237,6 +237,9 @@ def _check_inputs(example_inputs) -> list[torch.Tensor]:
     for i, x in enumerate(example_inputs):
         if not isinstance(x, torch.Tensor):
             raise InputError(f"example_inputs[{i}] is a {type(x).__name__}, not a tensor")
+        if x.is_nested:
+            raise InputError(f"example_inputs[{i}] is a nested tensor; fxgrad derives functions of strided tensors "
+                             "(pad the pieces into one tensor, with a mask)")
     return list(example_inputs)
 
 
