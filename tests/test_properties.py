@@ -1,5 +1,6 @@
 """Property tests: random compositions of 2-30 supported ops, on random shapes that broadcast,
-derived and compared with torch.autograd in float64.
+derived and compared with torch.autograd in float64, then called at other sizes: the guards
+hold or refuse, the gradients never silently differ.
 
 A bounded run goes with the suite; `FXGRAD_PROPERTY_EXAMPLES=10000 pytest tests/test_properties.py`
 runs a long one.
@@ -179,9 +180,15 @@ def programs(draw):
     return program
 
 
+# Other sizes to call a derived backward at: each size of the example (1, 2, 3) mapped to a new
+# one, the same everywhere, so that sizes that were equal stay equal (larger ones, products of
+# these, stay as they are).
+RESIZES = st.fixed_dictionaries({1: st.sampled_from([1, 1, 1, 2]), 2: st.integers(2, 5), 3: st.integers(2, 5)})
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(program=programs(), seed=st.integers(0, 2**16))
-def test_random_compositions_match_autograd(program, seed):
+@given(program=programs(), seed=st.integers(0, 2**16), resize=RESIZES)
+def test_random_compositions_match_autograd(program, seed, resize):
     g = torch.Generator().manual_seed(seed)
     inputs = tuple(torch.randn(shape, generator=g, dtype=torch.float64) for shape in program.input_shapes)
     fn = functools.partial(run, program)
@@ -190,3 +197,19 @@ def test_random_compositions_match_autograd(program, seed):
     expected = autograd_grads(fn, inputs, grad_outputs)
     for derived, wanted in zip(bwd(*inputs, *grad_outputs), expected):
         torch.testing.assert_close(derived, wanted, rtol=1e-7, atol=1e-9)
+
+    resized = tuple(torch.randn(tuple(resize.get(s, s) for s in shape), generator=g, dtype=torch.float64)
+                    for shape in program.input_shapes)
+    try:
+        grad_outputs = random_grad_outputs(fn, resized, seed)
+        expected = autograd_grads(fn, resized, grad_outputs)
+    except RuntimeError:  # the function itself does not run at these sizes (an expand to example sizes)
+        return
+    try:
+        derived = bwd(*resized, *grad_outputs)
+    except (fxgrad.ShapeError, fxgrad.GradOutputError):
+        # refusing is right only where a size-1 dim grew, which changes what broadcasts
+        assert resize[1] != 1, "a guard refused sizes that broadcast as the example's did"
+        return
+    for derived_grad, wanted in zip(derived, expected):
+        torch.testing.assert_close(derived_grad, wanted, rtol=1e-7, atol=1e-9)
