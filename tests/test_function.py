@@ -141,3 +141,9 @@ def test_results_keep_the_structure_fn_returns_whatever_the_tracer():
     assert isinstance(fxgrad.function(model, (x,))(x), torch.Tensor)
     values, indices = fxgrad.function(lambda x: x.max(1), (x,))(x.requires_grad_())
     assert values.shape == indices.shape == (5,)
+
+
+def test_tracers_that_leave_autocast_out_are_refused_under_it():
+    x = torch.randn(5, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(fxgrad.TraceError, match="tracer='aten'"):
+        fxgrad.derive(lambda x: x @ x.mT, (x,), tracer="fx")
