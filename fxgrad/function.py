@@ -8,15 +8,18 @@ saved values and the incoming gradients. The backward never re-runs the forward.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 import torch.fx as fx
 
-from .api import Derivation, derive_graph
+from .api import Derivation, _check_inputs, derive_graph
 from .emit import ReadableCodeGen
+from .errors import InputError
 from .graph import FORWARD
+from .trace import _input_names, _name, autocast_state
 
 
 @dataclass
@@ -86,14 +89,25 @@ def _reads_size(node: fx.Node) -> bool:
     return node.op == "call_function" and node.target is getattr and node.args[1] in ("shape", "ndim")
 
 
+class Key(NamedTuple):
+    """What a partition is derived for, besides `fn`: calls with one key share a partition, and a
+    call with a new key derives its own (as torch.compile recompiles when a guard fails). Each
+    field is one set of guards, read from the call by `function`'s `key`."""
+
+    needs_grad: tuple[bool, ...]  # which of (*inputs, *parameters) autograd asks gradients for
+    training: tuple[bool, ...]  # the `training` flag of each module `fn` runs (`_modules`)
+    autocast: tuple[tuple[str, torch.dtype], ...]  # (device type, dtype) where autocast is on (`autocast_state`)
+
+
 def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: bool = False) -> Callable:
     """`fn` as a function whose autograd backward is its derived backward.
 
     Calling the result runs the forward part of `fn`'s joint graph, records one autograd node,
     and saves the values the backward reads; `.backward()` then runs the derived backward. For
     an `nn.Module`, its parameters get gradients too. Only the gradients autograd asks for are
-    derived, computed and saved for (one partition per pattern of inputs requiring grad, made
-    on first use). `compile=True` passes both parts through `torch.compile(fullgraph=True)`.
+    derived, computed and saved for. A partition is derived on first use for each `Key`: the
+    pattern of inputs requiring grad, the modules' train/eval modes, the autocast state.
+    `compile=True` passes both parts through `torch.compile(fullgraph=True)`.
 
     Example:
         >>> import torch, fxgrad
@@ -103,24 +117,35 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
         >>> w.grad.shape
         torch.Size([3, 2])
     """
+    example_inputs = _check_inputs(example_inputs)
+    names = _input_names(fn, len(example_inputs))
     parameters = list(fn.parameters()) if isinstance(fn, torch.nn.Module) else []
-    partitions: dict[tuple[bool, ...], tuple[Partition, Callable, Callable]] = {}
+    modules = _modules(fn)
+    partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
-    def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
-        if needs_grad not in partitions:
-            wrt = [i for i, needed in enumerate(needs_grad) if needed]
+    def key(needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
+        return Key(tuple(needs_grad), tuple(module.training for module in modules), autocast_state(args))
+
+    def partition_of(key: Key) -> tuple[Partition, Callable, Callable]:
+        if key not in partitions:
+            wrt = [i for i, needed in enumerate(key.needs_grad) if needed]
+            # traced under the caller's autocast, which the graph then holds as casts (see `trace`)
             parts = partition(derive_graph(fn, example_inputs, wrt=wrt, with_outputs=True))
             forward, backward = parts.forward, parts.backward
             if compile:
                 forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
-            partitions[needs_grad] = parts, forward, backward
-        return partitions[needs_grad]
+            partitions[key] = parts, forward, backward
+        return partitions[key]
+
+    def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
+        return partition_of(key(needs_grad, (*example_inputs, *parameters)))
 
     class Derived(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, *args: Any):
-            parts, forward, backward = partition_for(tuple(ctx.needs_input_grad))
-            results = forward(*args)
+        def forward(ctx, *args: torch.Tensor):
+            parts, forward, backward = partition_of(key(ctx.needs_input_grad, args))
+            with torch._C._DisableAutocast():  # the graph holds autocast's casts: run it as recorded
+                results = forward(*args)
             outputs, saved = results[: parts.n_outputs], results[parts.n_outputs:]
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
@@ -137,9 +162,11 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
             saved = list(ctx.saved_values)
             for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
                 saved[position] = tensor
-            return tuple(ctx.backward_module(*saved, *grad_outputs))
+            with torch._C._DisableAutocast():
+                return tuple(ctx.backward_module(*saved, *grad_outputs))
 
-    def call(*inputs: torch.Tensor):
+    def call(*inputs: torch.Tensor, **kwargs: Any):
+        _check_call(fn, names, example_inputs, inputs, kwargs)
         outputs = Derived.apply(*inputs, *parameters)
         # a tuple as `fn` returns one; a value holding several (`x.max(1)`) as its parts
         returns_tuple = next(iter(partitions.values()))[0].returns_tuple
@@ -147,3 +174,38 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
 
     call.partition_for = partition_for
     return call
+
+
+def _modules(fn: Callable) -> list[torch.nn.Module]:
+    """The modules whose train/eval mode `fn` may read: a module and its submodules; for a
+    function, the modules (and their submodules) it closes over or names as globals, and a bound
+    method's own."""
+    if isinstance(fn, torch.nn.Module):
+        return list(fn.modules())
+    roots = [fn.__self__] if isinstance(getattr(fn, "__self__", None), torch.nn.Module) else []
+    try:
+        found = inspect.getclosurevars(fn)
+        roots += [v for v in (*found.nonlocals.values(), *found.globals.values()) if isinstance(v, torch.nn.Module)]
+    except TypeError:  # not Python code (a builtin, a partial): no variables to read
+        pass
+    return list(dict.fromkeys(module for root in roots for module in root.modules()))
+
+
+def _check_call(fn: Callable, names: list[str], example_inputs: list[torch.Tensor], inputs: tuple,
+                kwargs: dict) -> None:
+    """Refuse a call the derived partitions do not hold for: keywords, another number of
+    arguments, a non-tensor, a tensor of another dtype or number of dims than the example's."""
+    count = f"{len(names)} tensor" + ("" if len(names) == 1 else "s")
+    expected = f"`{_name(fn)}` takes the {count} it was derived for, by position ({', '.join(names)})"
+    if kwargs:
+        raise InputError(f"{expected}; it was given keyword arguments ({', '.join(kwargs)})")
+    if len(inputs) != len(example_inputs):
+        raise InputError(f"{expected}; it was given {len(inputs)} arguments")
+    for name, x, example in zip(names, inputs, example_inputs):
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{expected}; `{name}` is a {type(x).__name__}, not a tensor")
+        if x.dtype != example.dtype:
+            raise InputError(f"{expected}; `{name}` is a {x.dtype} tensor, derived for {example.dtype} "
+                             "(make another fxgrad.function for this dtype)")
+        if x.dim() != example.dim():
+            raise InputError(f"{expected}; `{name}` has {x.dim()} dims, derived for {example.dim()}")

@@ -143,7 +143,157 @@ def test_results_keep_the_structure_fn_returns_whatever_the_tracer():
     assert values.shape == indices.shape == (5,)
 
 
+# ---------------------------------------------------------------------------------------------
+# Train and eval modes: each derives its own partition
+
+
+class TrainsOtherwise(nn.Module):
+    """A module whose function depends on its mode, as batch norm's and dropout's do."""
+
+    def forward(self, x):
+        return torch.tanh(x) * 2 if self.training else torch.sin(x)
+
+
+def assert_step_matches_eager(f, module, x):
+    derived, eager = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = f(derived), module(eager)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(expected)
+    parameters = list(module.parameters())
+    got = torch.autograd.grad(out, [derived, *parameters], grad)
+    want = torch.autograd.grad(expected, [eager, *parameters], grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_switching_modes_derives_for_each_and_reuses_what_was_derived(monkeypatch):
+    import importlib
+
+    function_module = importlib.import_module("fxgrad.function")  # (the package's `function` is the function)
+    derivations = []
+    derive_graph = function_module.derive_graph
+    monkeypatch.setattr(function_module, "derive_graph", lambda *a, **k: derivations.append(1) or derive_graph(*a, **k))
+    model = nn.Sequential(nn.Linear(3, 4), TrainsOtherwise()).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    f = fxgrad.function(model, (x,))
+    for mode in (True, False, True, False):
+        model.train(mode)
+        assert_step_matches_eager(f, model, x)
+    assert len(derivations) == 2  # one per mode, each derived once
+
+
+def test_batch_norm_follows_the_mode_it_is_called_in():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    model[1].running_mean.uniform_(-1, 1)
+    model[1].running_var.uniform_(0.5, 2)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    f = fxgrad.function(model, (x,))
+    with pytest.raises(fxgrad.MutationError, match="num_batches_tracked.add_"):  # train: statistics updated in place
+        f(x.clone().requires_grad_())
+    model.eval()
+    assert_step_matches_eager(f, model, x)
+    model.train()
+    with pytest.raises(fxgrad.MutationError, match="num_batches_tracked.add_"):
+        f(x.clone().requires_grad_())  # as the eval step: only the mode differs
+    model.eval()
+    assert_step_matches_eager(f, model, x)
+
+
+def test_dropout_derived_in_eval_is_refused_in_training():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5)).double().eval()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    f = fxgrad.function(model, (x,))
+    assert_step_matches_eager(f, model, x)
+    model.train()
+    with pytest.raises(fxgrad.RandomnessError, match="dropout with p=0.5 in training mode"):
+        f(x.clone().requires_grad_())  # as the eval step: only the mode differs
+    model.eval()
+    assert_step_matches_eager(f, model, x)
+
+
+def test_the_mode_of_a_module_closed_over_or_named_as_a_global_counts():
+    dropout = nn.Dropout(0.5).eval()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    closing = fxgrad.function(lambda x: dropout(x).exp(), (x,))
+    named = fxgrad.function(_global_dropout_exp, (x,))
+    for f in (closing, named):
+        torch.testing.assert_close(f(x), x.exp())
+    dropout.train(), _GLOBAL_DROPOUT.train()
+    try:
+        for f in (closing, named):
+            with pytest.raises(fxgrad.RandomnessError, match="dropout with p=0.5 in training mode"):
+                f(x)
+    finally:
+        _GLOBAL_DROPOUT.eval()
+
+
+_GLOBAL_DROPOUT = nn.Dropout(0.5).eval()
+
+
+def _global_dropout_exp(x):
+    return _GLOBAL_DROPOUT(x).exp()
+
+
+# ---------------------------------------------------------------------------------------------
+# Autocast: dtypes and values as eager autocast's
+
+
+def mixed_precision_step(forward, module, x, y):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = forward(x)
+        loss = F.mse_loss(out.float(), y)
+    module.zero_grad()
+    loss.backward()
+    return out, [p.grad for p in module.parameters()]
+
+
+def test_autocast_step_matches_eager_autocast_in_dtypes_and_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16), nn.GELU(), nn.Linear(16, 4))
+    x, y = torch.randn(32, 8), torch.randn(32, 4)
+    f = fxgrad.function(model, (x,))
+    out, grads = mixed_precision_step(f, model, x, y)
+    expected, expected_grads = mixed_precision_step(model, model, x, y)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)
+    for got, want in zip(grads, expected_grads):
+        assert got.dtype == want.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=5e-2, atol=2e-2)
+    # outside autocast again: the float32 function, derived for that state
+    torch.testing.assert_close(f(x), model(x))
+
+
+def test_a_single_linear_under_autocast_returns_bfloat16_as_eager():
+    linear = nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    f = fxgrad.function(linear, (x,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, expected = f(x), linear(x)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)  # (addmm rounds once, matmul and add twice)
+
+
 def test_tracers_that_leave_autocast_out_are_refused_under_it():
     x = torch.randn(5, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(fxgrad.TraceError, match="tracer='aten'"):
         fxgrad.derive(lambda x: x @ x.mT, (x,), tracer="fx")
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls the derived function does not hold for
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda f, q, k, v: f(q, k, v=v), r"keyword arguments \(v\)"),
+    (lambda f, q, k, v: f(q, k), "given 2 arguments"),
+    (lambda f, q, k, v: f(q, k, v, v), "given 4 arguments"),
+    (lambda f, q, k, v: f(q, k, 1.0), "`v` is a float, not a tensor"),
+    (lambda f, q, k, v: f(q, k, v.float()), "`v` is a torch.float32 tensor, derived for torch.float64"),
+    (lambda f, q, k, v: f(q, k, v[None]), "`v` has 3 dims, derived for 2"),
+])
+def test_calls_other_than_derived_are_refused_naming_the_arguments(call, message):
+    fn, inputs = EXAMPLES["attn"], example_inputs("attn")
+    f = fxgrad.function(fn, inputs)
+    with pytest.raises(fxgrad.InputError, match=r"takes the 3 tensors it was derived for, by position \(q, k, v\); .*"
+                       + message):
+        call(f, *inputs)
