@@ -107,7 +107,9 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
     an `nn.Module`, its parameters get gradients too. Only the gradients autograd asks for are
     derived, computed and saved for. A partition is derived on first use for each `Key`: the
     pattern of inputs requiring grad, the modules' train/eval modes, the autocast state.
-    `compile=True` passes both parts through `torch.compile(fullgraph=True)`.
+    A backward with `create_graph=True` is itself differentiable (gradient penalties,
+    Hessian-vector products). `compile=True` passes both parts through
+    `torch.compile(fullgraph=True)`.
 
     Example:
         >>> import torch, fxgrad
@@ -120,6 +122,7 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
     example_inputs = _check_inputs(example_inputs)
     names = _input_names(fn, len(example_inputs))
     parameters = list(fn.parameters()) if isinstance(fn, torch.nn.Module) else []
+    arg_names = names + [name for name, _ in fn.named_parameters()] if parameters else names
     modules = _modules(fn)
     partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
@@ -149,19 +152,25 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
             outputs, saved = results[: parts.n_outputs], results[parts.n_outputs:]
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
-            ctx.backward_module = backward
+            ctx.forward_module, ctx.backward_module, ctx.n_outputs = forward, backward, parts.n_outputs
             ctx.tensor_positions = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
             ctx.save_for_backward(*(saved[i] for i in ctx.tensor_positions))
             ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
+            # the arguments, for a backward that is differentiated in turn (create_graph); kept as
+            # they are, so that changing one after the forward fails only such a backward
+            ctx.args, ctx.versions, ctx.arg_names = args, [arg._version for arg in args], arg_names
             ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
                                           and not (out.is_floating_point() or out.is_complex())))
             return tuple(outputs)
 
         @staticmethod
         def backward(ctx, *grad_outputs: torch.Tensor):
-            saved = list(ctx.saved_values)
-            for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
-                saved[position] = tensor
+            if torch.is_grad_enabled():
+                saved = _saved_values_recorded(ctx)
+            else:
+                saved = list(ctx.saved_values)
+                for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
+                    saved[position] = tensor
             with torch._C._DisableAutocast():
                 return tuple(ctx.backward_module(*saved, *grad_outputs))
 
@@ -174,6 +183,21 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
 
     call.partition_for = partition_for
     return call
+
+
+def _saved_values_recorded(ctx) -> list:
+    """The saved values computed again from the arguments, with autograd recording: a backward
+    under create_graph must be differentiable with respect to the inputs and parameters, which
+    the values saved by the forward (computed without recording) are not."""
+    for name, arg, version in zip(ctx.arg_names, ctx.args, ctx.versions):
+        if arg._version != version:
+            raise InputError(
+                f"`{name}` was changed in place after the forward; a backward with "
+                "create_graph=True differentiates the forward again from its arguments, which no longer hold "
+                "the values it was called with"
+            )
+    with torch._C._DisableAutocast():
+        return list(ctx.forward_module(*ctx.args)[ctx.n_outputs:])
 
 
 def _modules(fn: Callable) -> list[torch.nn.Module]:

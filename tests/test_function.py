@@ -235,6 +235,97 @@ def _global_dropout_exp(x):
 
 
 # ---------------------------------------------------------------------------------------------
+# Double backward: a backward under create_graph is differentiable
+
+
+class SiluTanhMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(3, 8), nn.Linear(8, 8), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.fc3(torch.tanh(self.fc2(F.silu(self.fc1(x)))))
+
+
+def attention(q, k, v):
+    return torch.softmax(q @ k.mT / 2, -1) @ v
+
+
+def normalised(x, weight, bias):
+    return F.layer_norm(x, (4,), weight, bias).sin()
+
+
+def second_order_cases():
+    torch.manual_seed(0)
+    r = lambda *shape: torch.randn(*shape, dtype=torch.float64)  # noqa: E731
+    return {
+        "silu_tanh_mlp": (SiluTanhMLP().double(), (r(5, 3),)),
+        "attention": (attention, (r(2, 4, 3), r(2, 5, 3), r(2, 5, 2))),
+        "layer_norm": (normalised, (r(3, 4), r(4), r(4))),
+    }
+
+
+def penalty_and_its_gradients(forward, inputs, parameters):
+    """A gradient penalty ‖∂(Σ f·c)/∂x‖² and its gradients with respect to everything."""
+    leaves = [x.clone().requires_grad_() for x in inputs]
+    out = forward(*leaves)
+    c = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    grads = torch.autograd.grad((out * c).sum(), leaves, create_graph=True)
+    penalty = sum((g ** 2).sum() for g in grads)
+    return [penalty, *torch.autograd.grad(penalty, leaves + parameters, allow_unused=True, materialize_grads=True)]
+
+
+@pytest.mark.parametrize("name", ["silu_tanh_mlp", "attention", "layer_norm"])
+def test_gradient_penalty_matches_autograd(name):
+    fn, inputs = second_order_cases()[name]
+    parameters = list(fn.parameters()) if isinstance(fn, nn.Module) else []
+    got = penalty_and_its_gradients(fxgrad.function(fn, inputs), inputs, parameters)
+    want = penalty_and_its_gradients(fn, inputs, parameters)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
+def hessian_vector_products(forward, inputs):
+    leaves = [x.clone().requires_grad_() for x in inputs]
+    grads = torch.autograd.grad(forward(*leaves).sin().sum(), leaves, create_graph=True)
+    vs = [torch.cos(torch.arange(x.numel(), dtype=x.dtype)).reshape(x.shape) for x in inputs]
+    return torch.autograd.grad(grads, leaves, vs)
+
+
+@pytest.mark.parametrize("name", ["silu_tanh_mlp", "attention", "layer_norm"])
+def test_hessian_vector_product_matches_autograd(name):
+    fn, inputs = second_order_cases()[name]
+    got = hessian_vector_products(fxgrad.function(fn, inputs), inputs)
+    for g, w in zip(got, hessian_vector_products(fn, inputs)):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
+def test_third_derivative_matches_autograd():
+    def third(forward, x):
+        x = x.clone().requires_grad_()
+        g, = torch.autograd.grad(forward(x), x, create_graph=True)
+        h, = torch.autograd.grad(g.sum(), x, create_graph=True)
+        return torch.autograd.grad(h.sum(), x)[0]
+
+    fn = lambda x: F.silu(torch.tanh(x)).sum()  # noqa: E731
+    x = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(third(fxgrad.function(fn, (x,)), x), third(fn, x), rtol=1e-9, atol=1e-10)
+
+
+def test_an_input_changed_before_a_double_backward_is_refused():
+    x = torch.randn(4, 3, dtype=torch.float64)
+    f = fxgrad.function(lambda x: x.exp().sum(), (x,))
+    x = x.clone().requires_grad_()
+    y = x * 1
+    out = f(y)
+    torch.testing.assert_close(torch.autograd.grad(out, x, retain_graph=True)[0], x.detach().exp())
+    with torch.no_grad():
+        y.add_(1)
+    with pytest.raises(fxgrad.InputError, match="`x` was changed in place after the forward"):
+        torch.autograd.grad(out, x, create_graph=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Autocast: dtypes and values as eager autocast's
 
 
