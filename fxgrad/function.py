@@ -3,7 +3,8 @@
 The joint graph `derive_graph(..., with_outputs=True)` computes the outputs and the gradients
 from the inputs. `partition` cuts it in two: a forward that computes the outputs and the values
 the backward reads (the *saved* values), and a backward that computes the gradients from the
-saved values and the incoming gradients. The backward never re-runs the forward.
+saved values and the incoming gradients. The backward never re-runs the forward, except under
+`create_graph`, where its gradients are differentiated in turn and must depend on the inputs.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
 
         @staticmethod
         def backward(ctx, *grad_outputs: torch.Tensor):
-            if torch.is_grad_enabled():
+            if torch.is_grad_enabled():  # create_graph: these gradients are differentiated in turn
                 saved = _saved_values_recorded(ctx)
             else:
                 saved = list(ctx.saved_values)
