@@ -255,6 +255,14 @@ def normalised(x, weight, bias):
     return F.layer_norm(x, (4,), weight, bias).sin()
 
 
+def causal_attention(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def classified(x, w):
+    return F.cross_entropy(x @ w, torch.tensor([0, 2, 1, 1]))
+
+
 def second_order_cases():
     torch.manual_seed(0)
     r = lambda *shape: torch.randn(*shape, dtype=torch.float64)  # noqa: E731
@@ -262,7 +270,12 @@ def second_order_cases():
         "silu_tanh_mlp": (SiluTanhMLP().double(), (r(5, 3),)),
         "attention": (attention, (r(2, 4, 3), r(2, 5, 3), r(2, 5, 2))),
         "layer_norm": (normalised, (r(3, 4), r(4), r(4))),
+        "causal_sdpa": (causal_attention, (r(2, 4, 3), r(2, 4, 3), r(2, 4, 2))),
+        "cross_entropy": (classified, (r(4, 3), r(3, 3))),
     }
+
+
+SECOND_ORDER = ["silu_tanh_mlp", "attention", "layer_norm", "causal_sdpa", "cross_entropy"]
 
 
 def penalty_and_its_gradients(forward, inputs, parameters):
@@ -275,7 +288,7 @@ def penalty_and_its_gradients(forward, inputs, parameters):
     return [penalty, *torch.autograd.grad(penalty, leaves + parameters, allow_unused=True, materialize_grads=True)]
 
 
-@pytest.mark.parametrize("name", ["silu_tanh_mlp", "attention", "layer_norm"])
+@pytest.mark.parametrize("name", SECOND_ORDER)
 def test_gradient_penalty_matches_autograd(name):
     fn, inputs = second_order_cases()[name]
     parameters = list(fn.parameters()) if isinstance(fn, nn.Module) else []
@@ -292,7 +305,7 @@ def hessian_vector_products(forward, inputs):
     return torch.autograd.grad(grads, leaves, vs)
 
 
-@pytest.mark.parametrize("name", ["silu_tanh_mlp", "attention", "layer_norm"])
+@pytest.mark.parametrize("name", SECOND_ORDER)
 def test_hessian_vector_product_matches_autograd(name):
     fn, inputs = second_order_cases()[name]
     got = hessian_vector_products(fxgrad.function(fn, inputs), inputs)
