@@ -3,20 +3,24 @@
 The joint graph `derive_graph(..., with_outputs=True)` computes the outputs and the gradients
 from the inputs. `partition` cuts it in two: a forward that computes the outputs and the values
 the backward reads (the *saved* values), and a backward that computes the gradients from the
-saved values and the incoming gradients. The backward never re-runs the forward.
+saved values and the incoming gradients. The backward never re-runs the forward, except under
+`create_graph`, where its gradients are differentiated in turn and must depend on the inputs.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 import torch.fx as fx
 
-from .api import Derivation, derive_graph
+from .api import Derivation, _check_inputs, derive_graph
 from .emit import ReadableCodeGen
+from .errors import InputError
 from .graph import FORWARD
+from .trace import _input_names, _name, autocast_state
 
 
 @dataclass
@@ -86,14 +90,27 @@ def _reads_size(node: fx.Node) -> bool:
     return node.op == "call_function" and node.target is getattr and node.args[1] in ("shape", "ndim")
 
 
+class Key(NamedTuple):
+    """What a partition is derived for, besides `fn`: calls with one key share a partition, and a
+    call with a new key derives its own (as torch.compile recompiles when a guard fails). Each
+    field is one set of guards, read from the call by `function`'s `key`."""
+
+    needs_grad: tuple[bool, ...]  # which of (*inputs, *parameters) autograd asks gradients for
+    training: tuple[bool, ...]  # the `training` flag of each module `fn` runs (`_modules`)
+    autocast: tuple[tuple[str, torch.dtype], ...]  # (device type, dtype) where autocast is on (`autocast_state`)
+
+
 def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: bool = False) -> Callable:
     """`fn` as a function whose autograd backward is its derived backward.
 
     Calling the result runs the forward part of `fn`'s joint graph, records one autograd node,
     and saves the values the backward reads; `.backward()` then runs the derived backward. For
     an `nn.Module`, its parameters get gradients too. Only the gradients autograd asks for are
-    derived, computed and saved for (one partition per pattern of inputs requiring grad, made
-    on first use). `compile=True` passes both parts through `torch.compile(fullgraph=True)`.
+    derived, computed and saved for. A partition is derived on first use for each `Key`: the
+    pattern of inputs requiring grad, the modules' train/eval modes, the autocast state.
+    A backward with `create_graph=True` is itself differentiable (gradient penalties,
+    Hessian-vector products). `compile=True` passes both parts through
+    `torch.compile(fullgraph=True)`.
 
     Example:
         >>> import torch, fxgrad
@@ -103,43 +120,63 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
         >>> w.grad.shape
         torch.Size([3, 2])
     """
+    example_inputs = _check_inputs(example_inputs)
+    names = _input_names(fn, len(example_inputs))
     parameters = list(fn.parameters()) if isinstance(fn, torch.nn.Module) else []
-    partitions: dict[tuple[bool, ...], tuple[Partition, Callable, Callable]] = {}
+    arg_names = names + [name for name, _ in fn.named_parameters()] if parameters else names
+    modules = _modules(fn)
+    partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
-    def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
-        if needs_grad not in partitions:
-            wrt = [i for i, needed in enumerate(needs_grad) if needed]
+    def key(needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
+        return Key(tuple(needs_grad), tuple(module.training for module in modules), autocast_state(args))
+
+    def partition_of(key: Key) -> tuple[Partition, Callable, Callable]:
+        if key not in partitions:
+            wrt = [i for i, needed in enumerate(key.needs_grad) if needed]
+            # traced under the caller's autocast, which the graph then holds as casts (see `trace`)
             parts = partition(derive_graph(fn, example_inputs, wrt=wrt, with_outputs=True))
             forward, backward = parts.forward, parts.backward
             if compile:
                 forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
-            partitions[needs_grad] = parts, forward, backward
-        return partitions[needs_grad]
+            partitions[key] = parts, forward, backward
+        return partitions[key]
+
+    def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
+        return partition_of(key(needs_grad, (*example_inputs, *parameters)))
 
     class Derived(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, *args: Any):
-            parts, forward, backward = partition_for(tuple(ctx.needs_input_grad))
-            results = forward(*args)
+        def forward(ctx, *args: torch.Tensor):
+            parts, forward, backward = partition_of(key(ctx.needs_input_grad, args))
+            with torch._C._DisableAutocast():  # the graph holds autocast's casts: run it as recorded
+                results = forward(*args)
             outputs, saved = results[: parts.n_outputs], results[parts.n_outputs:]
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
-            ctx.backward_module = backward
+            ctx.forward_module, ctx.backward_module, ctx.n_outputs = forward, backward, parts.n_outputs
             ctx.tensor_positions = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
             ctx.save_for_backward(*(saved[i] for i in ctx.tensor_positions))
             ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
+            # the arguments, for a backward that is differentiated in turn (create_graph); kept as
+            # they are, so that changing one after the forward fails only such a backward
+            ctx.args, ctx.versions, ctx.arg_names = args, [arg._version for arg in args], arg_names
             ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
                                           and not (out.is_floating_point() or out.is_complex())))
             return tuple(outputs)
 
         @staticmethod
         def backward(ctx, *grad_outputs: torch.Tensor):
-            saved = list(ctx.saved_values)
-            for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
-                saved[position] = tensor
-            return tuple(ctx.backward_module(*saved, *grad_outputs))
+            if torch.is_grad_enabled():  # create_graph: these gradients are differentiated in turn
+                saved = _saved_values_recorded(ctx)
+            else:
+                saved = list(ctx.saved_values)
+                for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
+                    saved[position] = tensor
+            with torch._C._DisableAutocast():
+                return tuple(ctx.backward_module(*saved, *grad_outputs))
 
-    def call(*inputs: torch.Tensor):
+    def call(*inputs: torch.Tensor, **kwargs: Any):
+        _check_call(fn, names, example_inputs, inputs, kwargs)
         outputs = Derived.apply(*inputs, *parameters)
         # a tuple as `fn` returns one; a value holding several (`x.max(1)`) as its parts
         returns_tuple = next(iter(partitions.values()))[0].returns_tuple
@@ -147,3 +184,53 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
 
     call.partition_for = partition_for
     return call
+
+
+def _saved_values_recorded(ctx) -> list:
+    """The saved values computed again from the arguments, with autograd recording: a backward
+    under create_graph must be differentiable with respect to the inputs and parameters, which
+    the values saved by the forward (computed without recording) are not."""
+    for name, arg, version in zip(ctx.arg_names, ctx.args, ctx.versions):
+        if arg._version != version:
+            raise InputError(
+                f"`{name}` was changed in place after the forward; a backward with "
+                "create_graph=True differentiates the forward again from its arguments, which no longer hold "
+                "the values it was called with"
+            )
+    with torch._C._DisableAutocast():
+        return list(ctx.forward_module(*ctx.args)[ctx.n_outputs:])
+
+
+def _modules(fn: Callable) -> list[torch.nn.Module]:
+    """The modules whose train/eval mode `fn` may read: a module and its submodules; for a
+    function, the modules (and their submodules) it closes over or names as globals, and a bound
+    method's own."""
+    if isinstance(fn, torch.nn.Module):
+        return list(fn.modules())
+    roots = [fn.__self__] if isinstance(getattr(fn, "__self__", None), torch.nn.Module) else []
+    try:
+        found = inspect.getclosurevars(fn)
+        roots += [v for v in (*found.nonlocals.values(), *found.globals.values()) if isinstance(v, torch.nn.Module)]
+    except TypeError:  # not Python code (a builtin, a partial): no variables to read
+        pass
+    return list(dict.fromkeys(module for root in roots for module in root.modules()))
+
+
+def _check_call(fn: Callable, names: list[str], example_inputs: list[torch.Tensor], inputs: tuple,
+                kwargs: dict) -> None:
+    """Refuse a call the derived partitions do not hold for: keywords, another number of
+    arguments, a non-tensor, a tensor of another dtype or number of dims than the example's."""
+    count = f"{len(names)} tensor" + ("" if len(names) == 1 else "s")
+    expected = f"`{_name(fn)}` takes the {count} it was derived for, by position ({', '.join(names)})"
+    if kwargs:
+        raise InputError(f"{expected}; it was given keyword arguments ({', '.join(kwargs)})")
+    if len(inputs) != len(example_inputs):
+        raise InputError(f"{expected}; it was given {len(inputs)} arguments")
+    for name, x, example in zip(names, inputs, example_inputs):
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{expected}; `{name}` is a {type(x).__name__}, not a tensor")
+        if x.dtype != example.dtype:
+            raise InputError(f"{expected}; `{name}` is a {x.dtype} tensor, derived for {example.dtype} "
+                             "(make another fxgrad.function for this dtype)")
+        if x.dim() != example.dim():
+            raise InputError(f"{expected}; `{name}` has {x.dim()} dims, derived for {example.dim()}")

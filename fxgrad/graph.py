@@ -39,7 +39,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind != "placeholder":
-            node.meta["val"] = evaluate(node, self.attributes)
+            with torch._C._DisableAutocast():  # a traced graph holds autocast's casts: run as recorded
+                node.meta["val"] = evaluate(node, self.attributes)
         return node
 
     def attribute(self, target: str, obj: Any) -> fx.Proxy:

@@ -68,6 +68,11 @@ def _returns_tuple(module: fx.GraphModule) -> bool:
 def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Trace:
     """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
     linecache.checkcache()  # source read for names and provenance: as it is now, not as first read
+    if autocast_state(inputs):  # only make_fx records autocast's casts; fx and export would leave them out
+        if tracer not in ("auto", "aten"):
+            raise TraceError(f"under torch.autocast, `{_name(fn)}` can be traced by make_fx (tracer='aten') only: "
+                             f"{tracer} does not record autocast's casts")
+        tracer = "aten"
     if tracer == "auto":
         reasons = []
         for candidate in ("fx", "export"):
@@ -280,6 +285,13 @@ def _input_names(fn: Callable, n_inputs: int) -> list[str]:
     if len(names) < n_inputs:
         names = [f"x{i}" for i in range(n_inputs)]
     return names
+
+
+def autocast_state(inputs) -> tuple[tuple[str, torch.dtype], ...]:
+    """(device type, dtype) for each of the inputs' devices where autocast is on."""
+    devices = sorted({x.device.type for x in inputs if isinstance(x, torch.Tensor)})
+    return tuple((device, torch.get_autocast_dtype(device)) for device in devices
+                 if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device))
 
 
 def _name(fn: Callable) -> str:

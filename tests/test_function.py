@@ -141,3 +141,263 @@ def test_results_keep_the_structure_fn_returns_whatever_the_tracer():
     assert isinstance(fxgrad.function(model, (x,))(x), torch.Tensor)
     values, indices = fxgrad.function(lambda x: x.max(1), (x,))(x.requires_grad_())
     assert values.shape == indices.shape == (5,)
+
+
+# ---------------------------------------------------------------------------------------------
+# Train and eval modes: each derives its own partition
+
+
+class TrainsOtherwise(nn.Module):
+    """A module whose function depends on its mode, as batch norm's and dropout's do."""
+
+    def forward(self, x):
+        return torch.tanh(x) * 2 if self.training else torch.sin(x)
+
+
+def assert_step_matches_eager(f, module, x):
+    derived, eager = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = f(derived), module(eager)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(expected)
+    parameters = list(module.parameters())
+    got = torch.autograd.grad(out, [derived, *parameters], grad)
+    want = torch.autograd.grad(expected, [eager, *parameters], grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_switching_modes_derives_for_each_and_reuses_what_was_derived(monkeypatch):
+    import importlib
+
+    function_module = importlib.import_module("fxgrad.function")  # (the package's `function` is the function)
+    derivations = []
+    derive_graph = function_module.derive_graph
+    monkeypatch.setattr(function_module, "derive_graph", lambda *a, **k: derivations.append(1) or derive_graph(*a, **k))
+    model = nn.Sequential(nn.Linear(3, 4), TrainsOtherwise()).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    f = fxgrad.function(model, (x,))
+    for mode in (True, False, True, False):
+        model.train(mode)
+        assert_step_matches_eager(f, model, x)
+    assert len(derivations) == 2  # one per mode, each derived once
+
+
+def test_batch_norm_follows_the_mode_it_is_called_in():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+    model[1].running_mean.uniform_(-1, 1)
+    model[1].running_var.uniform_(0.5, 2)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    f = fxgrad.function(model, (x,))
+    with pytest.raises(fxgrad.MutationError, match="num_batches_tracked.add_"):  # train: statistics updated in place
+        f(x.clone().requires_grad_())
+    model.eval()
+    assert_step_matches_eager(f, model, x)
+    model.train()
+    with pytest.raises(fxgrad.MutationError, match="num_batches_tracked.add_"):
+        f(x.clone().requires_grad_())  # as the eval step: only the mode differs
+    model.eval()
+    assert_step_matches_eager(f, model, x)
+
+
+def test_dropout_derived_in_eval_is_refused_in_training():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5)).double().eval()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    f = fxgrad.function(model, (x,))
+    assert_step_matches_eager(f, model, x)
+    model.train()
+    with pytest.raises(fxgrad.RandomnessError, match="dropout with p=0.5 in training mode"):
+        f(x.clone().requires_grad_())  # as the eval step: only the mode differs
+    model.eval()
+    assert_step_matches_eager(f, model, x)
+
+
+def test_the_mode_of_a_module_closed_over_or_named_as_a_global_counts():
+    dropout = nn.Dropout(0.5).eval()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    closing = fxgrad.function(lambda x: dropout(x).exp(), (x,))
+    named = fxgrad.function(_global_dropout_exp, (x,))
+    for f in (closing, named):
+        torch.testing.assert_close(f(x), x.exp())
+    dropout.train(), _GLOBAL_DROPOUT.train()
+    try:
+        for f in (closing, named):
+            with pytest.raises(fxgrad.RandomnessError, match="dropout with p=0.5 in training mode"):
+                f(x)
+    finally:
+        _GLOBAL_DROPOUT.eval()
+
+
+_GLOBAL_DROPOUT = nn.Dropout(0.5).eval()
+
+
+def _global_dropout_exp(x):
+    return _GLOBAL_DROPOUT(x).exp()
+
+
+# ---------------------------------------------------------------------------------------------
+# Double backward: a backward under create_graph is differentiable
+
+
+class SiluTanhMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(3, 8), nn.Linear(8, 8), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.fc3(torch.tanh(self.fc2(F.silu(self.fc1(x)))))
+
+
+def attention(q, k, v):
+    return torch.softmax(q @ k.mT / 2, -1) @ v
+
+
+def normalised(x, weight, bias):
+    return F.layer_norm(x, (4,), weight, bias).sin()
+
+
+def causal_attention(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def classified(x, w):
+    return F.cross_entropy(x @ w, torch.tensor([0, 2, 1, 1]))
+
+
+def second_order_cases():
+    torch.manual_seed(0)
+    r = lambda *shape: torch.randn(*shape, dtype=torch.float64)  # noqa: E731
+    return {
+        "silu_tanh_mlp": (SiluTanhMLP().double(), (r(5, 3),)),
+        "attention": (attention, (r(2, 4, 3), r(2, 5, 3), r(2, 5, 2))),
+        "layer_norm": (normalised, (r(3, 4), r(4), r(4))),
+        "causal_sdpa": (causal_attention, (r(2, 4, 3), r(2, 4, 3), r(2, 4, 2))),
+        "cross_entropy": (classified, (r(4, 3), r(3, 3))),
+    }
+
+
+SECOND_ORDER = ["silu_tanh_mlp", "attention", "layer_norm", "causal_sdpa", "cross_entropy"]
+
+
+def penalty_and_its_gradients(forward, inputs, parameters):
+    """A gradient penalty ‖∂(Σ f·c)/∂x‖² and its gradients with respect to everything."""
+    leaves = [x.clone().requires_grad_() for x in inputs]
+    out = forward(*leaves)
+    c = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    grads = torch.autograd.grad((out * c).sum(), leaves, create_graph=True)
+    penalty = sum((g ** 2).sum() for g in grads)
+    return [penalty, *torch.autograd.grad(penalty, leaves + parameters, allow_unused=True, materialize_grads=True)]
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_gradient_penalty_matches_autograd(name):
+    fn, inputs = second_order_cases()[name]
+    parameters = list(fn.parameters()) if isinstance(fn, nn.Module) else []
+    got = penalty_and_its_gradients(fxgrad.function(fn, inputs), inputs, parameters)
+    want = penalty_and_its_gradients(fn, inputs, parameters)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
+def hessian_vector_products(forward, inputs):
+    leaves = [x.clone().requires_grad_() for x in inputs]
+    grads = torch.autograd.grad(forward(*leaves).sin().sum(), leaves, create_graph=True)
+    vs = [torch.cos(torch.arange(x.numel(), dtype=x.dtype)).reshape(x.shape) for x in inputs]
+    return torch.autograd.grad(grads, leaves, vs)
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_hessian_vector_product_matches_autograd(name):
+    fn, inputs = second_order_cases()[name]
+    got = hessian_vector_products(fxgrad.function(fn, inputs), inputs)
+    for g, w in zip(got, hessian_vector_products(fn, inputs)):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
+def test_third_derivative_matches_autograd():
+    def third(forward, x):
+        x = x.clone().requires_grad_()
+        g, = torch.autograd.grad(forward(x), x, create_graph=True)
+        h, = torch.autograd.grad(g.sum(), x, create_graph=True)
+        return torch.autograd.grad(h.sum(), x)[0]
+
+    fn = lambda x: F.silu(torch.tanh(x)).sum()  # noqa: E731
+    x = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(third(fxgrad.function(fn, (x,)), x), third(fn, x), rtol=1e-9, atol=1e-10)
+
+
+def test_an_input_changed_before_a_double_backward_is_refused():
+    x = torch.randn(4, 3, dtype=torch.float64)
+    f = fxgrad.function(lambda x: x.exp().sum(), (x,))
+    x = x.clone().requires_grad_()
+    y = x * 1
+    out = f(y)
+    torch.testing.assert_close(torch.autograd.grad(out, x, retain_graph=True)[0], x.detach().exp())
+    with torch.no_grad():
+        y.add_(1)
+    with pytest.raises(fxgrad.InputError, match="`x` was changed in place after the forward"):
+        torch.autograd.grad(out, x, create_graph=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Autocast: dtypes and values as eager autocast's
+
+
+def mixed_precision_step(forward, module, x, y):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = forward(x)
+        loss = F.mse_loss(out.float(), y)
+    module.zero_grad()
+    loss.backward()
+    return out, [p.grad for p in module.parameters()]
+
+
+def test_autocast_step_matches_eager_autocast_in_dtypes_and_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16), nn.GELU(), nn.Linear(16, 4))
+    x, y = torch.randn(32, 8), torch.randn(32, 4)
+    f = fxgrad.function(model, (x,))
+    out, grads = mixed_precision_step(f, model, x, y)
+    expected, expected_grads = mixed_precision_step(model, model, x, y)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)
+    for got, want in zip(grads, expected_grads):
+        assert got.dtype == want.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=5e-2, atol=2e-2)
+    # outside autocast again: the float32 function, derived for that state
+    torch.testing.assert_close(f(x), model(x))
+
+
+def test_a_single_linear_under_autocast_returns_bfloat16_as_eager():
+    linear = nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    f = fxgrad.function(linear, (x,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, expected = f(x), linear(x)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=2e-2, atol=2e-2)  # (addmm rounds once, matmul and add twice)
+
+
+def test_tracers_that_leave_autocast_out_are_refused_under_it():
+    x = torch.randn(5, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(fxgrad.TraceError, match="tracer='aten'"):
+        fxgrad.derive(lambda x: x @ x.mT, (x,), tracer="fx")
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls the derived function does not hold for
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda f, q, k, v: f(q, k, v=v), r"keyword arguments \(v\)"),
+    (lambda f, q, k, v: f(q, k), "given 2 arguments"),
+    (lambda f, q, k, v: f(q, k, v, v), "given 4 arguments"),
+    (lambda f, q, k, v: f(q, k, 1.0), "`v` is a float, not a tensor"),
+    (lambda f, q, k, v: f(q, k, v.float()), "`v` is a torch.float32 tensor, derived for torch.float64"),
+    (lambda f, q, k, v: f(q, k, v[None]), "`v` has 3 dims, derived for 2"),
+])
+def test_calls_other_than_derived_are_refused_naming_the_arguments(call, message):
+    fn, inputs = EXAMPLES["attn"], example_inputs("attn")
+    f = fxgrad.function(fn, inputs)
+    with pytest.raises(fxgrad.InputError, match=r"takes the 3 tensors it was derived for, by position \(q, k, v\); .*"
+                       + message):
+        call(f, *inputs)
