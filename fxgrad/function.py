@@ -10,7 +10,7 @@ saved values and the incoming gradients. The backward never re-runs the forward,
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
@@ -20,6 +20,7 @@ from .api import Derivation, _check_inputs, derive_graph
 from .emit import ReadableCodeGen
 from .errors import InputError
 from .graph import FORWARD
+from .guards import holds_at
 from .trace import _input_names, _name, autocast_state
 
 
@@ -30,6 +31,15 @@ class Partition:
     n_outputs: int
     n_saved: int
     returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
+    generic: bool = False  # whether its sizes are read at run time, so that it may hold at other sizes
+    checked: set = field(default_factory=set)  # the argument sizes it was found to hold at
+
+    def holds_at(self, args: Sequence[torch.Tensor]) -> bool:
+        """Whether this partition is right for arguments of these sizes (checked once per sizes)."""
+        sizes = tuple(tuple(x.shape) for x in args)
+        if sizes not in self.checked and self.generic and holds_at(self.forward, self.backward, self.n_outputs, args):
+            self.checked.add(sizes)
+        return sizes in self.checked
 
 
 def partition(derivation: Derivation) -> Partition:
@@ -98,6 +108,14 @@ class Key(NamedTuple):
     needs_grad: tuple[bool, ...]  # which of (*inputs, *parameters) autograd asks gradients for
     training: tuple[bool, ...]  # the `training` flag of each module `fn` runs (`_modules`)
     autocast: tuple[tuple[str, torch.dtype], ...]  # (device type, dtype) where autocast is on (`autocast_state`)
+    layout: tuple[tuple, ...]  # each argument's dtype, rank and size-1 dims (`layout`): what its rules branch on
+    # the arguments' sizes, for a partition whose tracer fixed them (export, make_fx), else None:
+    # one derived with sizes read at run time serves every call of its layout that it holds for
+    sizes: tuple[tuple[int, ...], ...] | None
+
+
+def layout(args: Sequence[torch.Tensor]) -> tuple[tuple, ...]:
+    return tuple((x.dtype, x.dim(), tuple(d for d, size in enumerate(x.shape) if size == 1)) for x in args)
 
 
 def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: bool = False) -> Callable:
@@ -128,26 +146,40 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
     partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
     def key(needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
-        return Key(tuple(needs_grad), tuple(module.training for module in modules), autocast_state(args))
+        return Key(tuple(needs_grad), tuple(module.training for module in modules), autocast_state(args),
+                   layout(args), None)
 
-    def partition_of(key: Key) -> tuple[Partition, Callable, Callable]:
-        if key not in partitions:
+    def partition_of(key: Key, args: Sequence[torch.Tensor]) -> tuple[Partition, Callable, Callable]:
+        """The partition for a call: the one of its layout if it holds at the call's sizes, else
+        the one derived at these sizes."""
+        generic = partitions.get(key)
+        if generic is not None and generic[0].holds_at(args):
+            return generic
+        at_sizes = key._replace(sizes=tuple(tuple(x.shape) for x in args))
+        if at_sizes not in partitions:
             wrt = [i for i, needed in enumerate(key.needs_grad) if needed]
+            inputs = [x.detach() for x in args[:len(example_inputs)]]
             # traced under the caller's autocast, which the graph then holds as casts (see `trace`)
-            parts = partition(derive_graph(fn, example_inputs, wrt=wrt, with_outputs=True))
+            derivation = derive_graph(fn, inputs, wrt=wrt, with_outputs=True)
+            parts = partition(derivation)
+            parts.generic = derivation.guards.fixed_sizes is None
+            parts.checked.add(at_sizes.sizes)
             forward, backward = parts.forward, parts.backward
             if compile:
                 forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
-            partitions[key] = parts, forward, backward
-        return partitions[key]
+            # the first partition of a layout with sizes read at run time serves its other sizes
+            partitions[key if generic is None and parts.generic else at_sizes] = parts, forward, backward
+            return parts, forward, backward
+        return partitions[at_sizes]
 
     def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
-        return partition_of(key(needs_grad, (*example_inputs, *parameters)))
+        args = (*example_inputs, *parameters)
+        return partition_of(key(needs_grad, args), args)
 
     class Derived(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *args: torch.Tensor):
-            parts, forward, backward = partition_of(key(ctx.needs_input_grad, args))
+            parts, forward, backward = partition_of(key(ctx.needs_input_grad, args), args)
             with torch._C._DisableAutocast():  # the graph holds autocast's casts: run it as recorded
                 results = forward(*args)
             outputs, saved = results[: parts.n_outputs], results[parts.n_outputs:]
@@ -218,8 +250,8 @@ def _modules(fn: Callable) -> list[torch.nn.Module]:
 
 def _check_call(fn: Callable, names: list[str], example_inputs: list[torch.Tensor], inputs: tuple,
                 kwargs: dict) -> None:
-    """Refuse a call the derived partitions do not hold for: keywords, another number of
-    arguments, a non-tensor, a tensor of another dtype or number of dims than the example's."""
+    """Refuse a call no partition can be derived for: keywords, another number of arguments, a
+    non-tensor. (Another dtype, rank or size derives a partition of its own.)"""
     count = f"{len(names)} tensor" + ("" if len(names) == 1 else "s")
     expected = f"`{_name(fn)}` takes the {count} it was derived for, by position ({', '.join(names)})"
     if kwargs:
@@ -229,8 +261,6 @@ def _check_call(fn: Callable, names: list[str], example_inputs: list[torch.Tenso
     for name, x, example in zip(names, inputs, example_inputs):
         if not isinstance(x, torch.Tensor):
             raise InputError(f"{expected}; `{name}` is a {type(x).__name__}, not a tensor")
-        if x.dtype != example.dtype:
-            raise InputError(f"{expected}; `{name}` is a {x.dtype} tensor, derived for {example.dtype} "
-                             "(make another fxgrad.function for this dtype)")
-        if x.dim() != example.dim():
-            raise InputError(f"{expected}; `{name}` has {x.dim()} dims, derived for {example.dim()}")
+        if x.is_nested:
+            raise InputError(f"{expected}; `{name}` is a nested tensor, and fxgrad derives functions of strided "
+                             "tensors")

@@ -21,7 +21,7 @@ and that deriving again at the new sizes is the way out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.fx as fx
@@ -164,15 +164,34 @@ def cast_gradients(guards: Guards, args: tuple) -> tuple:
     return (*args[:n], *grads)
 
 
+def holds_at(forward: fx.GraphModule, backward: fx.GraphModule, n_outputs: int, args: Sequence[torch.Tensor]) -> bool:
+    """Whether a forward and backward, cut from one derived graph (`fxgrad.function`), hold for
+    arguments of these sizes: run on meta tensors of their shapes, every value must broadcast as
+    it did at derive time. Anything that does not run on meta tensors counts as not holding."""
+    meta = [torch.empty(x.shape, dtype=x.dtype, device="meta") for x in args]
+    try:
+        results = _CheckingInterpreter(forward, "", on_meta=True).run(*meta)
+        grads = [torch.empty_like(out) for out in results[:n_outputs]]
+        _CheckingInterpreter(backward, "", on_meta=True).run(*results[n_outputs:], *grads)
+    except Exception:  # noqa: BLE001 (any failure means: derive again at these sizes)
+        return False
+    return True
+
+
 class _CheckingInterpreter(fx.Interpreter):
     """Runs a derived graph node by node, checking each value against the one it had at derive
     time: the same rank, size 1 exactly where it was 1, as many pieces; and each failure of a
     torch op is reported at the user's line that the node comes from."""
 
-    def __init__(self, module: fx.GraphModule, described: str):
+    def __init__(self, module: fx.GraphModule, described: str, on_meta: bool = False):
         super().__init__(module)
         self.described = described
+        self.on_meta = on_meta  # buffers and constants read as meta tensors too
         self.extra_traceback = False  # the errors raised here name the user's line themselves
+
+    def fetch_attr(self, target: str) -> Any:
+        found = super().fetch_attr(target)
+        return found.to("meta") if self.on_meta and isinstance(found, torch.Tensor) else found
 
     def run_node(self, node: fx.Node) -> Any:
         try:

@@ -392,8 +392,7 @@ def test_tracers_that_leave_autocast_out_are_refused_under_it():
     (lambda f, q, k, v: f(q, k), "given 2 arguments"),
     (lambda f, q, k, v: f(q, k, v, v), "given 4 arguments"),
     (lambda f, q, k, v: f(q, k, 1.0), "`v` is a float, not a tensor"),
-    (lambda f, q, k, v: f(q, k, v.float()), "`v` is a torch.float32 tensor, derived for torch.float64"),
-    (lambda f, q, k, v: f(q, k, v[None]), "`v` has 3 dims, derived for 2"),
+    (lambda f, q, k, v: f(q, k, torch.nested.nested_tensor([v, v])), "`v` is a nested tensor"),
 ])
 def test_calls_other_than_derived_are_refused_naming_the_arguments(call, message):
     fn, inputs = EXAMPLES["attn"], example_inputs("attn")
@@ -401,3 +400,68 @@ def test_calls_other_than_derived_are_refused_naming_the_arguments(call, message
     with pytest.raises(fxgrad.InputError, match=r"takes the 3 tensors it was derived for, by position \(q, k, v\); .*"
                        + message):
         call(f, *inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Other sizes, dtypes and ranks: a partition that holds, or one derived for them
+
+
+def randn(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def counting_derivations(monkeypatch) -> list:
+    derived = []
+    original = fxgrad.function.__globals__["derive_graph"]
+
+    def counted(fn, inputs, **options):
+        derived.append(tuple(tuple(x.shape) for x in inputs))
+        return original(fn, inputs, **options)
+
+    monkeypatch.setitem(fxgrad.function.__globals__, "derive_graph", counted)
+    return derived
+
+
+def gradients_of(f, inputs):
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    out = f(*leaves)
+    out.backward(torch.ones_like(out))
+    return [x.grad for x in leaves]
+
+
+def scaled_rows(x, b):
+    return torch.tanh(x * b).sum(0)
+
+
+def loop_over_rows(x, b):
+    total = 0
+    for i in range(x.shape[0]):
+        total = total + torch.tanh(x[i] * b)
+    return total
+
+
+@pytest.mark.parametrize("fn", [scaled_rows, loop_over_rows], ids=["sizes read at run time", "sizes fixed by export"])
+def test_other_sizes_are_right_deriving_only_where_needed(fn, monkeypatch):
+    derived = counting_derivations(monkeypatch)
+    f = fxgrad.function(fn, (randn(3, 4), randn(4)))
+    calls = [(randn(3, 4), randn(4)), (randn(6, 4), randn(4)), (randn(6, 5), randn(5)), (randn(3, 4), randn(4)),
+             (randn(6, 4), randn(1))]  # the last: b broadcasts now
+    for inputs in calls:
+        expected = gradients_of(fn, inputs)
+        for got, wanted in zip(gradients_of(f, inputs), expected):
+            torch.testing.assert_close(got, wanted)
+    if fn is scaled_rows:  # one partition serves all sizes that broadcast alike
+        assert derived == [((3, 4), (4,)), ((6, 4), (1,))]
+    else:  # export wrote the sizes into the graph: one partition per sizes
+        assert derived == [((3, 4), (4,)), ((6, 4), (4,)), ((6, 5), (5,)), ((6, 4), (1,))]
+
+
+def test_another_dtype_or_rank_derives_its_own_partition():
+    fn = lambda x, w: F.layer_norm(x, (4,), w).tanh()  # noqa: E731
+    f = fxgrad.function(fn, (randn(3, 4), randn(4)))
+    for inputs in [(randn(2, 3, 4), randn(4)), (torch.randn(3, 4), torch.randn(4))]:
+        expected = gradients_of(fn, inputs)
+        got = gradients_of(f, inputs)
+        for g, e in zip(got, expected):
+            assert g.dtype == e.dtype and g.shape == e.shape
+            torch.testing.assert_close(g, e)
