@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fxgrad
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -25,3 +27,15 @@ def test_readability_report_runs(capsys):
     readability.main()
     report = capsys.readouterr().out
     assert "AOTAutograd backward ops" in report and "masked_softmax_attention" in report
+
+
+def test_readme_error_table_names_every_error_and_each_is_exercised():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Errors"):]
+    section = section[: section.index("\n## ", 1)]
+    in_table = set(re.findall(r"^\| `(\w+Error)` \|", section, re.MULTILINE))
+    errors = {name for name in fxgrad.__all__ if name.endswith("Error") and name != "FxgradError"}
+    assert in_table == errors
+    from test_bad_inputs import BAD_CALLS
+
+    assert errors <= {error.__name__ for _, _, error, _ in BAD_CALLS}  # each one raised by some bad call
