@@ -14,7 +14,7 @@ from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
 from .errors import InputError, OutputError
-from .guards import Guards, TensorSpec, cast_gradients
+from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
 from .trace import trace
@@ -38,7 +38,11 @@ class Backward(fx.GraphModule):
         args = cast_gradients(self.guards, args)
         if self.guards.needs_checked_run(args):
             return self.guards.checked_run(self, args)
-        return (self.compiled or super().__call__)(*args)
+        try:
+            return (self.compiled or super().__call__)(*args)
+        except Exception as error:  # a value the function itself fails on (an index out of range, say)
+            raise InputError(f"the backward fails on these inputs at {failing_line(self, args)}: "
+                             f"{type(error).__name__}: {_first_line(error)}") from error
 
     def __deepcopy__(self, memo: dict) -> "Backward":
         copied = super().__deepcopy__(memo)
@@ -50,6 +54,10 @@ class Backward(fx.GraphModule):
         # rebuilt from its graph, which carries the readable printer and the values' shapes
         return _rebuild_backward, (read_attributes(self), portable(self.graph),
                                    self.grad_names, self.guards, self.compiled is not None)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().split("\n")[0]
 
 
 def _rebuild_backward(attributes: dict, graph: fx.Graph, grad_names: list[str], guards: Guards,

@@ -32,14 +32,14 @@ class Partition:
     n_saved: int
     returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
     generic: bool = False  # whether its sizes are read at run time, so that it may hold at other sizes
-    checked: set = field(default_factory=set)  # the argument sizes it was found to hold at
+    holds: dict = field(default_factory=dict)  # argument sizes checked, to whether it holds at them
 
     def holds_at(self, args: Sequence[torch.Tensor]) -> bool:
         """Whether this partition is right for arguments of these sizes (checked once per sizes)."""
         sizes = tuple(tuple(x.shape) for x in args)
-        if sizes not in self.checked and self.generic and holds_at(self.forward, self.backward, self.n_outputs, args):
-            self.checked.add(sizes)
-        return sizes in self.checked
+        if sizes not in self.holds:
+            self.holds[sizes] = self.generic and holds_at(self.forward, self.backward, self.n_outputs, args)
+        return self.holds[sizes]
 
 
 def partition(derivation: Derivation) -> Partition:
@@ -163,7 +163,7 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
             derivation = derive_graph(fn, inputs, wrt=wrt, with_outputs=True)
             parts = partition(derivation)
             parts.generic = derivation.guards.fixed_sizes is None
-            parts.checked.add(at_sizes.sizes)
+            parts.holds[at_sizes.sizes] = True
             forward, backward = parts.forward, parts.backward
             if compile:
                 forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)

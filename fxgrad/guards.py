@@ -178,6 +178,33 @@ def holds_at(forward: fx.GraphModule, backward: fx.GraphModule, n_outputs: int, 
     return True
 
 
+def failing_line(module: fx.GraphModule, args: tuple) -> str:
+    """Where in the user's source a graph that raised on `args` fails: the line of the first
+    node that raises when it is run again node by node."""
+    try:
+        _LocatingInterpreter(module).run(*args)
+    except _Located as located:
+        return located.where
+    return "a line of the derived code"
+
+
+class _Located(Exception):
+    def __init__(self, where: str):
+        self.where = where
+
+
+class _LocatingInterpreter(fx.Interpreter):
+    def __init__(self, module: fx.GraphModule):
+        super().__init__(module)
+        self.extra_traceback = False
+
+    def run_node(self, node: fx.Node) -> Any:
+        try:
+            return super().run_node(node)
+        except Exception:  # noqa: BLE001 (the error itself is reported by the caller)
+            raise _Located(_where(node)) from None
+
+
 class _CheckingInterpreter(fx.Interpreter):
     """Runs a derived graph node by node, checking each value against the one it had at derive
     time: the same rank, size 1 exactly where it was 1, as many pieces; and each failure of a
@@ -198,9 +225,10 @@ class _CheckingInterpreter(fx.Interpreter):
             result = super().run_node(node)
         except ShapeError:
             raise
-        except Exception as error:  # a torch op refusing the new sizes: where, in the user's terms
-            raise ShapeError(f"derived at other sizes; called with {self.described}, {_where(node)} fails: "
-                             f"{type(error).__name__}: {error}; derive again at these sizes") from None
+        except Exception as error:  # a torch op refusing the new sizes (or values): where, in the user's terms
+            raise ShapeError(f"called with {self.described}, other sizes than derived, {_where(node)} fails: "
+                             f"{type(error).__name__}: {error}. If the sizes are the cause, derive again at "
+                             "these sizes") from None
         derived = node.meta.get("val")
         if node.op != "placeholder" and derived is not None and not _same_pattern(derived, result):
             raise ShapeError(
@@ -236,5 +264,6 @@ def _describe(val: Any) -> str:
     if isinstance(val, torch.Tensor):
         return f"shape {tuple(val.shape)}"
     if isinstance(val, (tuple, list)) and not isinstance(val, torch.Size):
-        return f"{len(val)} pieces"
+        shapes = ", ".join(str(tuple(v.shape)) if isinstance(v, torch.Tensor) else repr(v) for v in val)
+        return f"{len(val)} pieces ({shapes})"
     return f"{tuple(val)}" if isinstance(val, torch.Size) else repr(val)

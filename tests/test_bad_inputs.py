@@ -97,6 +97,9 @@ BAD_CALLS = [
     ("backward: embedding index of another rank",
      lambda: fxgrad.derive(lambda w, i: F.embedding(i, w), (randn(5, 2), torch.tensor([1, 2])))(
          randn(5, 2), torch.tensor(1), randn(2)), ShapeError, "1-d `i`"),
+    ("backward: a target out of range",
+     lambda: fxgrad.derive(lambda x, t: F.cross_entropy(x, t), (randn(2, 3), torch.tensor([0, 2])))(
+         randn(2, 3), torch.tensor([0, 5]), randn(())), InputError, "out of bounds"),
     # fxgrad.function and its result
     ("function: example_inputs a tensor", lambda: fxgrad.function(torch.tanh, randn(3)), InputError, "tuple"),
     ("function: keyword arguments", lambda: function_of_product()(randn(3), y=randn(3)), InputError, "keyword"),

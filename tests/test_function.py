@@ -465,3 +465,20 @@ def test_another_dtype_or_rank_derives_its_own_partition():
         for g, e in zip(got, expected):
             assert g.dtype == e.dtype and g.shape == e.shape
             torch.testing.assert_close(g, e)
+
+
+def test_sizes_a_partition_does_not_hold_at_are_checked_once(monkeypatch):
+    checks = []
+    original = fxgrad.function.__globals__["holds_at"]
+    monkeypatch.setitem(fxgrad.function.__globals__, "holds_at", lambda *args: checks.append(1) or original(*args))
+
+    def fn(x):
+        a, b = x.chunk(2)
+        return (a.sum(0) * b.sum(0)).sum()
+
+    f = fxgrad.function(fn, (randn(6, 4),))
+    # chunk(2) of 3 rows: pieces of 2 and 1 rows, which the partition for 6 rows does not hold for
+    for inputs in [(randn(6, 4),)] + [(randn(3, 4),)] * 3:
+        for got, wanted in zip(gradients_of(f, inputs), gradients_of(fn, inputs)):
+            torch.testing.assert_close(got, wanted)
+    assert len(checks) == 1

@@ -110,6 +110,9 @@ def test_a_piece_count_is_guarded():
     bwd = fxgrad.derive(split_in_twos, (randn(4),))
     with pytest.raises(ShapeError, match=r"x.split\(2\) gave 2 pieces.*gives 3 pieces"):
         bwd(randn(6), randn(2))
+    bwd = fxgrad.derive(split_in_twos, (randn(4, 3),))  # as many pieces, one of them shorter
+    with pytest.raises(ShapeError, match=r"gave 2 pieces \(\(2, 3\), \(2, 3\)\).*gives 2 pieces \(\(2, 3\), \(1, 3\)\)"):
+        bwd(randn(3, 3), randn(2, 3))
     bwd = fxgrad.derive(chunk_in_two, (randn(6),))
     assert_matches_autograd(chunk_in_two, bwd, (randn(8),))  # still two pieces
 
@@ -196,3 +199,10 @@ def test_compiled_backward_keeps_the_checks():
 def test_wrt_of_another_type_is_an_input_error():
     with pytest.raises(InputError, match="wrt must be"):
         fxgrad.derive(lambda x: x * 2, (randn(3),), wrt=0.0)
+
+
+def test_a_value_the_function_fails_on_is_an_input_error_at_its_line():
+    fn = lambda x, t: F.cross_entropy(x, t)  # noqa: E731
+    bwd = fxgrad.derive(fn, (randn(4, 5), torch.tensor([0, 1, 2, 3])))
+    with pytest.raises(InputError, match=r"fails on these inputs at <lambda> line \d+.*out of bounds"):
+        bwd(randn(4, 5), torch.tensor([0, 1, 7, 2]), randn(()))
