@@ -15,6 +15,8 @@ import torch
 import torch.fx as fx
 from torch.fx.node import map_aggregate
 
+from .errors import InputError, UnsupportedArgumentError
+
 
 # Keys of node.meta that later stages read.
 FORWARD = "fxgrad_forward"  # a value of the forward function, recomputed by the backward
@@ -38,6 +40,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind != "placeholder":
             node.meta["val"] = evaluate(node, self.attributes)
+            if not is_dense(node.meta["val"]):
+                raise UnsupportedArgumentError(f"a {_layout(node.meta['val'])} tensor as a value is not supported")
         return node
 
     def attribute(self, target: str, obj: Any) -> fx.Proxy:
@@ -47,6 +51,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
 
     def placeholder(self, name: str, val: Any) -> fx.Proxy:
         """A new argument of the graph, named `name` or, if that is taken, `name_1`, ..."""
+        if not is_dense(val):
+            raise InputError(f"input `{name}` is a {_layout(val)} tensor; fxgrad differentiates dense (strided) tensors")
         proxy = self.create_proxy("placeholder", name, (), {}, name=name)
         proxy.node.target = proxy.node.name  # fx writes the argument from the target: keep them unique
         proxy.node.meta["val"] = val
@@ -65,6 +71,16 @@ def evaluate(node: fx.Node, attributes: dict[str, Any]) -> Any:
         val = attributes[node.target]
         return val.detach() if isinstance(val, torch.Tensor) else val
     raise AssertionError(f"cannot evaluate a {node.op} node")
+
+
+def is_dense(val: Any) -> bool:
+    """Whether a value is no tensor, or a dense one: not nested, sparse, or of another layout,
+    which the rules' formulas (and shapes) do not describe."""
+    return not isinstance(val, torch.Tensor) or (not val.is_nested and val.layout == torch.strided)
+
+
+def _layout(t: torch.Tensor) -> str:
+    return "nested" if t.is_nested else str(t.layout).removeprefix("torch.")
 
 
 def value(x: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Ops that only move elements around or stop gradients."""
+"""Ops that only move elements around, or stop gradients."""
 
 import torch
 
@@ -18,3 +18,8 @@ def expand(g, input, size_or_other):
 @rule(torch.detach)
 def detach(g, input):
     return None
+
+
+@rule(torch.full_like, torch.Tensor.new_full)
+def filled(g, input, *options):
+    return None  # only the shape and dtype of `input` are read, not its values
