@@ -190,6 +190,8 @@ CASES = [
     case("Tensor.norm", lambda x: x.norm(dim=-1, keepdim=True), (2, 3)),
     case("torch.norm", lambda x: torch.norm(x), (2, 3)),
     case("torch.linalg.vector_norm", lambda x: torch.linalg.vector_norm(x, dim=(0, 1)), (2, 3, 2)),
+    case("torch.linalg.vector_norm ord=2, keepdim", lambda x: torch.linalg.vector_norm(x, ord=2, dim=1, keepdim=True),
+         (3, 2)),
     # views and reshapes
     case("torch.reshape", lambda x: torch.reshape(x, (3, 2)), (2, 3), literal_sizes=True),
     case("Tensor.reshape", lambda x: x.reshape(-1), (2, 3)),
