@@ -27,3 +27,37 @@ def test_two_norm_at_zero_has_gradient_zero(fn, tracer):
     assert_matches_autograd(fn, bwd, (zeros,))
     assert not bwd(zeros, *[torch.ones_like(out) for out in [fn(zeros)]])[0].isnan().any()
 
+
+AT_ZERO = torch.tensor([0.0, 1.0, -2.0], dtype=torch.float64)
+NON_FINITE = torch.tensor([0.0, float("inf"), float("nan"), -1.5], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+@pytest.mark.parametrize("fn", [
+    lambda x: 0.0 / x,  # -g·0/x² is NaN at 0
+    lambda x: torch.sqrt(0.0 * x),  # sqrt's gradient at 0 is ∞, and ∞·0 is NaN
+    lambda x: torch.sqrt(x * 0),
+    lambda x: torch.sqrt(torch.zeros(()) * x),
+    lambda x: (x * 0.0).rsqrt() + x,
+], ids=["0 / x", "sqrt(0.0 * x)", "sqrt(x * 0)", "sqrt(zeros(()) * x)", "rsqrt(x * 0.0)"])
+def test_a_zero_written_in_the_function_is_a_number_not_a_symbolic_zero(fn, tracer):
+    for x in (AT_ZERO, NON_FINITE):
+        assert_matches_autograd(fn, fxgrad.derive(fn, (x,), tracer=tracer), (x,))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x, w: (x - x) * w,  # ∞ - ∞ is NaN
+    lambda x, w: (x.expand(2, 4) - x) * w,
+    lambda x, w: ((x * 1e300) * 1e-300) * w,  # 1e10·1e300 overflows, where (1e300·1e-300)·1e10 would not
+    lambda x, w: (x.expand(2, 4) * w).sum(-1, keepdim=True),  # Σ ∞·w of mixed signs is NaN
+    lambda x, w: x.softmax(-1).sum(-1, keepdim=True) * w,  # NaN where x holds ∞ or NaN
+], ids=["x - x", "broadcast(x) - x", "c·(c·x)", "Σ c·y", "Σ softmax"])
+def test_forward_values_are_computed_as_the_function_computes_them(fn):
+    x, w = torch.tensor([[0.0, float("inf"), float("nan"), 1e10]], dtype=torch.float64), torch.tensor([[1.0, -2.0, 0.5, 3.0], [2.0, 1.0, -1.0, 0.0]], dtype=torch.float64)
+    assert_matches_autograd(fn, fxgrad.derive(fn, (x, w)), (x, w))
+
+
+def test_softmax_rows_summing_to_one_still_give_an_exact_zero_gradient():
+    fn = lambda x: torch.softmax(x, -1).sum()  # noqa: E731
+    bwd = fxgrad.derive(fn, (torch.randn(2, 3, dtype=torch.float64),))
+    assert "zeros_like" in bwd.code and "softmax" not in bwd.code
