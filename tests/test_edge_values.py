@@ -61,3 +61,11 @@ def test_softmax_rows_summing_to_one_still_give_an_exact_zero_gradient():
     fn = lambda x: torch.softmax(x, -1).sum()  # noqa: E731
     bwd = fxgrad.derive(fn, (torch.randn(2, 3, dtype=torch.float64),))
     assert "zeros_like" in bwd.code and "softmax" not in bwd.code
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_addmm_with_beta_zero_ignores_the_input_as_torch_does(tracer):
+    fn = lambda b, x, w: torch.tanh(torch.addmm(b, x, w, beta=0))  # noqa: E731
+    b = torch.tensor([[float("nan"), float("inf")]], dtype=torch.float64)
+    x, w = torch.randn(3, 4, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    assert_matches_autograd(fn, fxgrad.derive(fn, (b, x, w), tracer=tracer), (b, x, w))

@@ -66,6 +66,8 @@ def _addmm(input, mat1, mat2, *, beta=1, alpha=1):
     product = matmul(mat1, mat2)
     if alpha != 1:
         product = emit(torch.mul, product, alpha)
+    if beta == 0:  # torch ignores the input then: its NaN and ∞ do not reach the result (nor its gradient)
+        return product
     return emit(torch.add, input if beta == 1 else emit(torch.mul, input, beta), product)
 
 

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from ..errors import RandomnessError
 from ..graph import value
+from .conversion import same_device
 from .registry import (aten, call, define, emit, given, lowers, lowers_directly, sizes, splat, static_dim,
                        unsupported_argument)
 
@@ -92,7 +93,7 @@ def _filled(input, fill_value, dtype, layout, device, requires_grad=False):
         unsupported_argument("filling with a tensor value (write `value.expand_as(x)`)")
     if layout not in (None, torch.strided) or requires_grad:
         unsupported_argument(f"a new tensor with layout={layout} or requires_grad=True")
-    if device is not None and torch.device(device) != value(input).device:
+    if device is not None and not same_device(torch.device(device), value(input).device):
         unsupported_argument(f"a new tensor on another device ({value(input).device} to {device})")
     return None if dtype == value(input).dtype else dtype
 
