@@ -40,8 +40,6 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind != "placeholder":
             node.meta["val"] = evaluate(node, self.attributes)
-            if not is_dense(node.meta["val"]):
-                raise UnsupportedArgumentError(f"a {_layout(node.meta['val'])} tensor as a value is not supported")
         return node
 
     def attribute(self, target: str, obj: Any) -> fx.Proxy:
@@ -60,7 +58,15 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
 
 
 def evaluate(node: fx.Node, attributes: dict[str, Any]) -> Any:
-    """Run one node on the values its arguments hold in `meta["val"]`."""
+    """Run one node on the values its arguments hold in `meta["val"]`; refuses a nested or
+    sparse result, which no rule's formula describes."""
+    val = _run(node, attributes)
+    if not is_dense(val):
+        raise UnsupportedArgumentError(f"a {_layout(val)} tensor as a value is not supported")
+    return val
+
+
+def _run(node: fx.Node, attributes: dict[str, Any]) -> Any:
     args, kwargs = map_aggregate((node.args, node.kwargs), value)
     if node.op == "call_function":
         return node.target(*args, **kwargs)

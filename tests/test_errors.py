@@ -284,7 +284,7 @@ def nested_input():
 
 @pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 def test_nested_tensor_as_input_is_an_input_error():
-    with pytest.raises(fxgrad.InputError, match="input `x` is a nested tensor"):
+    with pytest.raises(fxgrad.InputError, match="nested tensor"):
         fxgrad.derive(lambda x: x * 2, (nested_input(),))
     for tracer in ("export", "aten"):  # these fail to trace it
         with pytest.raises(FxgradError):
