@@ -8,7 +8,7 @@ a functional backward (`select_scatter`, `slice_scatter`, `index_add`/`index_put
 import torch
 
 from ..graph import value
-from .registry import aten, define, dim_in_range, emit, lowers, unsupported_argument
+from .registry import aten, define, dim_in_range, emit, is_constant, lowers, unsupported_argument
 
 
 def _full(dims: int) -> tuple:
@@ -29,14 +29,9 @@ define({
 
 def _slice(input, dim, start, end, step):
     # (identity tests: an index may be a size read at run time, a Proxy)
-    if _is(start, None, 0) and end is None and _is(step, None, 1):
+    if is_constant(start, None, 0) and end is None and is_constant(step, None, 1):
         return input
-    return emit(aten.slice, input, dim, start, end, None if _is(step, 1) else step)
-
-
-def _is(x, *constants) -> bool:
-    """`x in constants` for a Python constant; False for a Proxy, which has no value yet."""
-    return not isinstance(x, torch.fx.Proxy) and any(x is c or (c is not None and x == c) for c in constants)
+    return emit(aten.slice, input, dim, start, end, None if is_constant(step, 1) else step)
 
 
 def _whole(i) -> bool:

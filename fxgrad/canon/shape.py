@@ -1,14 +1,16 @@
 """Views and reshapes, copies, and the ops that pass values through or stop their gradient
 (`detach`, and the new tensors made from a value's shape and dtype alone: `zeros_like(x)`)."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from ..errors import RandomnessError
 from ..graph import value
 from .conversion import same_device
-from .registry import (aten, call, define, emit, given, lowers, lowers_directly, sizes, splat, static_dim,
-                       unsupported_argument)
+from .registry import (aten, call, define, emit, given, is_constant, lowers, lowers_directly, sizes, splat,
+                       static_dim, unsupported_argument)
 
 define({
     torch.reshape: lambda input, shape: splat(input.reshape, shape),
@@ -30,15 +32,11 @@ define({
 def _write_filled(zeros, ones, full, fill_value, *args, dtype):
     """`zeros(*args)` or `ones(*args)` where the fill value is 0 or 1, else `full(*args, fill_value)`."""
     options = given(dtype=dtype)
-    if _is_number(fill_value, 0):
+    if is_constant(fill_value, 0) and math.copysign(1.0, fill_value) > 0:  # (-0.0 is not zeros_like's 0)
         return zeros(*args, **options)
-    if _is_number(fill_value, 1):
+    if is_constant(fill_value, 1):
         return ones(*args, **options)
     return full(*args, fill_value, **options)
-
-
-def _is_number(x, number) -> bool:
-    return not isinstance(x, torch.fx.Proxy) and not isinstance(x, bool) and x == number
 
 
 @lowers(torch.reshape, aten.view, aten.reshape, aten._unsafe_view)

@@ -43,24 +43,6 @@ class NotDifferentiable:
         self.argument = argument
 
 
-def rule(*ops: Callable, in_float32: bool = False):
-    """Register the decorated function as the backward rule of the canonical `ops` (computed in
-    float32 for float16 and bfloat16 values if `in_float32`)."""
-
-    def register(backward: Callable) -> Callable:
-        wants_out = "out" in inspect.signature(backward).parameters
-        applied = _in_float32(backward) if in_float32 else backward
-        for op in ops:
-            if op in RULES:
-                raise AssertionError(f"{op} has two rules")
-            RULES[op] = applied
-            if wants_out:
-                WANTS_OUT.add(op)
-        return backward
-
-    return register
-
-
 # Float16's largest value is 65504 (300² is past it) and bfloat16 keeps 8 bits of mantissa:
 # torch's kernels accumulate and compute intermediates of these in float32 (their "opmath" type).
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -78,6 +60,24 @@ def _float32(x):
     if isinstance(x, fx.Proxy) and isinstance(value(x), torch.Tensor) and value(x).dtype in LOW_PRECISION:
         return x.to(torch.float32)
     return x
+
+
+def rule(*ops: Callable, in_float32: bool = False):
+    """Register the decorated function as the backward rule of the canonical `ops` (computed in
+    float32 for float16 and bfloat16 values if `in_float32`)."""
+
+    def register(backward: Callable) -> Callable:
+        wants_out = "out" in inspect.signature(backward).parameters
+        applied = _in_float32(backward) if in_float32 else backward
+        for op in ops:
+            if op in RULES:
+                raise AssertionError(f"{op} has two rules")
+            RULES[op] = applied
+            if wants_out:
+                WANTS_OUT.add(op)
+        return backward
+
+    return register
 
 
 from . import (  # noqa: E402,F401  (registers the rules)

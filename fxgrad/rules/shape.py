@@ -1,4 +1,4 @@
-"""Ops that only move elements around, or stop gradients."""
+"""Ops that only move elements around or stop gradients."""
 
 import torch
 
