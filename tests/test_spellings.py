@@ -43,7 +43,8 @@ def test_list_of_bools_is_a_mask_and_refused():
     lambda x: x + x.new_zeros(x.shape),
     lambda x: x * x.new_ones(3, 4),
     lambda x: x * x.new_full((3, 4), 3.0),
-], ids=["zeros_like", "ones_like", "full_like", "empty_like fill_", "new_zeros", "new_ones", "new_full"])
+    lambda x: x * x.new_ones(size=(3, 4)) + x.new_full(size=(4,), fill_value=0.5),
+], ids=["zeros_like", "ones_like", "full_like", "empty_like fill_", "new_zeros", "new_ones", "new_full", "keywords"])
 def test_new_tensors_like_a_value_carry_no_gradient(fn, tracer):
     assert_matches_autograd(fn, fxgrad.derive(fn, (X,), tracer=tracer), (X,))
 

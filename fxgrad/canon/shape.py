@@ -121,8 +121,9 @@ def _fill(input, fill_value):  # the out-of-place twin of `x.fill_(v)`: every va
 
 
 def _new(fill_value):
-    def lowering(input, *size, dtype=None, layout=None, device=None, pin_memory=None, requires_grad=False):
-        return emit(torch.Tensor.new_full, input, sizes(size), fill_value,
+    def lowering(input, *varargs, size=None, dtype=None, layout=None, device=None, pin_memory=None,
+                 requires_grad=False):  # x.new_zeros(2, 3), x.new_zeros((2, 3)), x.new_zeros(size=(2, 3))
+        return emit(torch.Tensor.new_full, input, sizes(varargs if size is None else (size,)), fill_value,
                     _filled(input, fill_value, dtype, layout, device, requires_grad))
 
     return lowering
