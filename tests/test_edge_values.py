@@ -49,7 +49,8 @@ def test_a_zero_written_in_the_function_is_a_number_not_a_symbolic_zero(fn, trac
     lambda x, w: (x - x) * w,  # ∞ - ∞ is NaN
     lambda x, w: (x.expand(2, 4) - x) * w,
     lambda x, w: ((x * 1e300) * 1e-300) * w,  # 1e10·1e300 overflows, where (1e300·1e-300)·1e10 would not
-    lambda x, w: (x.expand(2, 4) * w).sum(-1, keepdim=True),  # Σ ∞·w of mixed signs is NaN
+    # Σ ∞·w of mixed signs is NaN, ∞·Σ w is not
+    lambda x, w: (x.detach().mT.expand(4, 2) * w.detach().mT).sum(-1, keepdim=True) * w.mT,
     lambda x, w: x.softmax(-1).sum(-1, keepdim=True) * w,  # NaN where x holds ∞ or NaN
 ], ids=["x - x", "broadcast(x) - x", "c·(c·x)", "Σ c·y", "Σ softmax"])
 def test_forward_values_are_computed_as_the_function_computes_them(fn):
