@@ -17,6 +17,8 @@ import torch
 import torch.fx as fx
 from torch.fx.node import map_aggregate
 
+from .errors import InputError, UnsupportedArgumentError
+
 
 # Keys of node.meta that later stages read.
 FORWARD = "fxgrad_forward"  # a value of the forward function, recomputed by the backward
@@ -50,6 +52,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
 
     def placeholder(self, name: str, val: Any) -> fx.Proxy:
         """A new argument of the graph, named `name` or, if that is taken, `name_1`, ..."""
+        if not is_dense(val):
+            raise InputError(f"input `{name}` is a {_layout(val)} tensor; fxgrad differentiates dense (strided) tensors")
         proxy = self.create_proxy("placeholder", name, (), {}, name=name)
         proxy.node.target = proxy.node.name  # fx writes the argument from the target: keep them unique
         proxy.node.meta["val"] = val
@@ -57,7 +61,15 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
 
 
 def evaluate(node: fx.Node, attributes: dict[str, Any]) -> Any:
-    """Run one node on the values its arguments hold in `meta["val"]`."""
+    """Run one node on the values its arguments hold in `meta["val"]`; refuses a nested or
+    sparse result, which no rule's formula describes."""
+    val = _run(node, attributes)
+    if not is_dense(val):
+        raise UnsupportedArgumentError(f"a {_layout(val)} tensor as a value is not supported")
+    return val
+
+
+def _run(node: fx.Node, attributes: dict[str, Any]) -> Any:
     args, kwargs = map_aggregate((node.args, node.kwargs), value)
     if node.op == "call_function":
         return node.target(*args, **kwargs)
@@ -68,6 +80,16 @@ def evaluate(node: fx.Node, attributes: dict[str, Any]) -> Any:
         val = attributes[node.target]
         return val.detach() if isinstance(val, torch.Tensor) else val
     raise AssertionError(f"cannot evaluate a {node.op} node")
+
+
+def is_dense(val: Any) -> bool:
+    """Whether a value is no tensor, or a dense one: not nested, sparse, or of another layout,
+    which the rules' formulas (and shapes) do not describe."""
+    return not isinstance(val, torch.Tensor) or (not val.is_nested and val.layout == torch.strided)
+
+
+def _layout(t: torch.Tensor) -> str:
+    return "nested" if t.is_nested else str(t.layout).removeprefix("torch.")
 
 
 def value(x: Any) -> Any:

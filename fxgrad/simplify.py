@@ -8,7 +8,9 @@ optimizer.
 Zeros are symbolic. A value proven zero (`x - x`, `softmax(x).sum(dim) - 1`) becomes a *zero
 node* that runs nothing; zeros propagate through linear ops (`0·x → 0`, `0ᵀ → 0`) and vanish in
 sums (`x + 0 → x`). One survives only as a returned gradient, where `finish` writes it as
-`torch.zeros_like(input)`.
+`torch.zeros_like(input)`. A 0 written in the user's code is a number, not a zero node: torch
+multiplies by it, and 0·∞ is NaN. The user's forward values are computed as written: rewrites
+that regroup arithmetic or cancel values (`x - x → 0`) apply to the backward's own algebra only.
 
 A replacement may have a smaller shape than the node it replaces (`g·1 → g` with `g` 0-d)
 only where every user broadcasts it back to the same result; `_fits` checks that, so a rewrite
@@ -115,11 +117,17 @@ class Op:
         return Op(self.op, args)
 
 
+@dataclass(frozen=True)
 class _Zero:
-    """Matches a zero node or the constant 0."""
+    """Matches a zero node, and if `number`, the constant 0 as well.
+
+    A zero that absorbs (`0·x → 0`) must be a zero node: a 0 written in the user's code is a
+    number torch multiplies by, and 0·∞, 0·NaN and 0/0 are NaN."""
+
+    number: bool
 
 
-ZERO = _Zero()
+ZERO, ZERO_NODE = _Zero(number=True), _Zero(number=False)
 X, Y, Z, A, B, D, K, C = (Var(name) for name in "xyzabdkc")
 _COMMUTATIVE = {"add", "mul"}
 
@@ -141,7 +149,7 @@ def matches(pattern: Any, target: Any, bindings: dict):
         elif _same(bindings[pattern.name], target):
             yield bindings
     elif isinstance(pattern, _Zero):
-        if op_of(target) == "zero" or _is_number(target, 0):
+        if op_of(target) == "zero" or (pattern.number and _is_number(target, 0)):
             yield bindings
     elif isinstance(pattern, Op):
         op = op_of(target)
@@ -191,6 +199,11 @@ class Rewrite:
     pattern: Op
     replace: Callable[..., Any]
     when: Callable[..., bool] = field(default=lambda **_: True)
+    # Whether it may rewrite a value of the user's forward, which is computed as torch computes it:
+    # only rewrites that hold for every value, ∞ and NaN included, and never the ones that make a
+    # computed value a zero node (x - x is NaN at ∞), regroup arithmetic (rounding, overflow) or
+    # assume finite values (Σ softmax = 1). The backward's own algebra is free to.
+    on_forward: bool = True
 
 
 def _size_one_along(x, dims, ndim: int) -> bool:
@@ -278,19 +291,20 @@ REWRITES = [
     Rewrite("x - (-y) → x + y", sub(X, neg(Y)), lambda x, y: x + y),
     Rewrite("x + (-y) → x - y", add(X, neg(Y)), lambda x, y: x - y),
     Rewrite("c₁·(c₂·x) → (c₁c₂)·x", mul(mul(X, C), K), lambda x, c, k: (c * k) * x,
-            when=lambda x, c, k: _is_number(c) and _is_number(k)),
+            when=lambda x, c, k: _is_number(c) and _is_number(k), on_forward=False),
     # zeros
     Rewrite("x + 0 → x", add(X, ZERO), lambda x: x),
     Rewrite("x - 0 → x", sub(X, ZERO), lambda x: x),
     Rewrite("0 - x → -x", sub(ZERO, X), lambda x: -x),
-    Rewrite("x - x → 0", sub(X, X), lambda x: ZERO),
-    Rewrite("broadcast(x) - x → 0", sub(Op(("expand", "expand_as"), (X, ...)), X), lambda x: ZERO),
-    Rewrite("0·x → 0", mul(ZERO, X), lambda x: ZERO),
-    Rewrite("0/x → 0", div(ZERO, X), lambda x: ZERO),
-    Rewrite("0 @ x → 0", matmul(ZERO, X), lambda x: ZERO),
-    Rewrite("x @ 0 → 0", matmul(X, ZERO), lambda x: ZERO),
-    Rewrite("where(c, 0, 0) → 0", where(C, ZERO, ZERO), lambda c: ZERO),
-    Rewrite("f(0) → 0, f linear (-, ᵀ, Σ, reshape, …)", Op(_LINEAR_UNARY, (ZERO, ...)), lambda: ZERO),
+    Rewrite("x - x → 0", sub(X, X), lambda x: ZERO, on_forward=False),
+    Rewrite("broadcast(x) - x → 0", sub(Op(("expand", "expand_as"), (X, ...)), X), lambda x: ZERO,
+            on_forward=False),
+    Rewrite("0·x → 0", mul(ZERO_NODE, X), lambda x: ZERO),
+    Rewrite("0/x → 0", div(ZERO_NODE, X), lambda x: ZERO),
+    Rewrite("0 @ x → 0", matmul(ZERO_NODE, X), lambda x: ZERO),
+    Rewrite("x @ 0 → 0", matmul(X, ZERO_NODE), lambda x: ZERO),
+    Rewrite("where(c, 0, 0) → 0", where(C, ZERO, ZERO), lambda c: ZERO, on_forward=False),
+    Rewrite("f(0) → 0, f linear (-, ᵀ, Σ, reshape, …)", Op(_LINEAR_UNARY, (ZERO_NODE, ...)), lambda: ZERO),
     # reductions
     Rewrite("sum over size-1 dims, keepdim → x", sum_(X, D, True), lambda x, d: x,
             when=lambda x, d: d is not None and _size_one_along(x, d, value(x).ndim)),
@@ -298,8 +312,9 @@ REWRITES = [
             lambda c, y, d: _unexpanded(c) * y.sum(d, keepdim=True),
             when=lambda c, y, d: d is not None and is_tensor(c) and is_tensor(y)  # not a size read at run time
             and value(y).ndim >= value(c).ndim and value(y).ndim > 0  # y has every dim summed over
-            and _constant_along(c, d, value(y).ndim) and not _constant_along(y, d, value(y).ndim)),
-    Rewrite("Σ_d softmax(x, d) → 1", sum_(softmax(X, D), D, K), lambda x, d, k: 1),
+            and _constant_along(c, d, value(y).ndim) and not _constant_along(y, d, value(y).ndim),
+            on_forward=False),
+    Rewrite("Σ_d softmax(x, d) → 1", sum_(softmax(X, D), D, K), lambda x, d, k: 1, on_forward=False),
     Rewrite("numel of a 0-d value → 1", numel(X), lambda x: 1, when=lambda x: value(x).ndim == 0),
     # shapes: read from a value computed anyway, so that a value needed only for its shape is not
     Rewrite("y.shape → x.shape, y = f(x) elementwise", shape(Y), lambda y: _shape_source(y).shape,
@@ -341,6 +356,8 @@ def _apply_rewrites(graph: fx.Graph, builder: GraphBuilder, applied: list[str]) 
         if node.graph is not graph or not node.users:  # erased, or dead and about to be
             continue
         for rewrite in _REWRITES_BY_OP.get(op_of(node), ()):
+            if node.meta.get(FORWARD) and not rewrite.on_forward:
+                continue
             proxies = next((proxies for bindings in matches(rewrite.pattern, node, {})
                             for proxies in [{k: builder.proxy(v) if isinstance(v, fx.Node) else v
                                              for k, v in bindings.items()}]

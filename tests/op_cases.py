@@ -71,6 +71,10 @@ CASES = [
     case("Tensor.mm", lambda a, b: a.mm(b), (2, 3), (3, 1)),
     case("torch.bmm", torch.bmm, (2, 3, 4), (2, 4, 5)),
     case("Tensor.bmm", lambda a, b: a.bmm(b), (1, 3, 4), (1, 4, 2)),
+    case("torch.dot", torch.dot, (3,), (3,)),
+    case("Tensor.dot", lambda a, b: a.dot(b), (4,), (4,)),
+    case("torch.mv", torch.mv, (2, 3), (3,)),
+    case("Tensor.mv", lambda a, v: a.mv(v), (1, 3), (3,)),
     case("F.linear", F.linear, (5, 3), (4, 3), (4,)),
     case("F.linear batch, no bias", F.linear, (2, 5, 3), (4, 3)),
     case("F.linear 1-D weight", F.linear, (5, 3), (3,)),
@@ -186,6 +190,8 @@ CASES = [
     case("Tensor.norm", lambda x: x.norm(dim=-1, keepdim=True), (2, 3)),
     case("torch.norm", lambda x: torch.norm(x), (2, 3)),
     case("torch.linalg.vector_norm", lambda x: torch.linalg.vector_norm(x, dim=(0, 1)), (2, 3, 2)),
+    case("torch.linalg.vector_norm ord=2, keepdim", lambda x: torch.linalg.vector_norm(x, ord=2, dim=1, keepdim=True),
+         (3, 2)),
     # views and reshapes
     case("torch.reshape", lambda x: torch.reshape(x, (3, 2)), (2, 3), literal_sizes=True),
     case("Tensor.reshape", lambda x: x.reshape(-1), (2, 3)),
@@ -223,6 +229,12 @@ CASES = [
     case("[:, tensor]", lambda x, i: x[:, i], (3, 4), Index(4, (5,))),
     case("[2-D tensor]", lambda x, i: x[i], (3, 4), Index(3, (2, 2))),
     case("[tensor, tensor]", lambda x, i, j: x[i, j], (3, 4), Index(3), Index(4)),
+    # a list of ints is a tensor of indices (repeats add up)
+    case("[list]", lambda x: x[[0, 2, 0]], (3, 4)),
+    case("[:, list]", lambda x: x[:, [1, 0, -1]], (3, 4)),
+    case("[..., list]", lambda x: x[..., [0]], (2, 3, 4)),
+    case("[list, slice]", lambda x: x[[0, 2], 1:], (3, 4), literal_sizes=True),
+    case("[tensor, slice]", lambda x, i: x[i, ::2], (3, 4), Index(3)),
     case("Tensor.narrow", lambda x: x.narrow(1, 1, 2), (3, 4)),
     case("torch.narrow", lambda x: torch.narrow(x, 0, 0, 1), (3, 4)),
     case("Tensor.select", lambda x: x.select(0, 1), (3, 4)),
@@ -242,6 +254,15 @@ CASES = [
     # gradient stops
     case("torch.detach", lambda x, y: torch.detach(x) * y, (2, 3), (2, 3), gradcheck=False),
     case("Tensor.detach", lambda x, y: x * y.detach(), (2, 3), (3,), gradcheck=False),
+    # new tensors made from a value's shape and dtype: no gradient flows into them
+    case("torch.zeros_like", lambda x: F.mse_loss(x, torch.zeros_like(x)), (2, 3)),
+    case("torch.ones_like, dtype", lambda d: d * torch.ones_like(d, dtype=torch.float32), (2, 3)),
+    case("torch.full_like", lambda x: x * torch.full_like(x, 2.5), (3,)),
+    case("Tensor.fill_ of empty_like", lambda x: x * torch.empty_like(x).fill_(-1.5), (2, 3)),
+    case("Tensor.zero_ of empty_like", lambda x: x.exp() + torch.empty_like(x).zero_(), (2, 3)),
+    case("Tensor.new_zeros", lambda x: x.tanh() + x.new_zeros(x.shape), (2, 3)),
+    case("Tensor.new_ones", lambda x: x * x.new_ones(2, 3), (2, 3), literal_sizes=True),
+    case("Tensor.new_full", lambda x: x * x.new_full((3,), 0.5, dtype=torch.float32), (2, 3), literal_sizes=True),
     # selecting reductions, gathering, repeating
     case("Tensor.max", lambda x: x.max(), (2, 3)),
     case("torch.max 0-d", torch.max, ()),

@@ -264,3 +264,43 @@ def test_in_place_change_through_an_alias_is_refused(alias):
 
     with pytest.raises(fxgrad.MutationError):
         fxgrad.derive(f, (torch.randn(3),))
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export"])  # make_fx records the example's start as an int
+def test_narrow_with_a_tensor_start_is_refused(tracer):
+    with pytest.raises(fxgrad.UnsupportedArgumentError, match="narrow with a tensor start"):
+        fxgrad.derive(lambda x: x.narrow(0, torch.tensor(1), 2), (torch.randn(4, 3),), tracer=tracer)
+
+
+def test_narrow_with_a_tensor_start_read_at_run_time_is_refused_by_every_tracer():
+    for tracer in ("fx", "export", "aten"):
+        with pytest.raises(FxgradError):
+            fxgrad.derive(lambda x, start: x.narrow(0, start, 2), (torch.randn(4, 3), torch.tensor(1)), tracer=tracer)
+
+
+def nested_input():
+    return torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(3, 3)])
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_nested_tensor_as_input_is_an_input_error():
+    with pytest.raises(fxgrad.InputError, match="nested tensor"):
+        fxgrad.derive(lambda x: x * 2, (nested_input(),))
+    for tracer in ("export", "aten"):  # these fail to trace it
+        with pytest.raises(FxgradError):
+            fxgrad.derive(lambda x: x * 2, (nested_input(),), tracer=tracer)
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten"])
+def test_nested_tensor_as_value_is_refused(tracer):
+    with pytest.raises(FxgradError):
+        fxgrad.derive(lambda x: torch.nested.nested_tensor([x, x * 2]).sum(), (torch.randn(2, 3),), tracer=tracer)
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten"])
+def test_sparse_values_are_refused(tracer):
+    with pytest.raises(fxgrad.UnsupportedArgumentError, match="a sparse_coo tensor as a value"):
+        fxgrad.derive(lambda x: x.to_sparse() * 2, (torch.randn(3, 3),), tracer=tracer)
+    with pytest.raises(fxgrad.InputError, match="sparse_coo"):
+        fxgrad.derive(lambda x: x * 2, (torch.randn(3, 3).to_sparse(),), tracer=tracer)

@@ -13,14 +13,14 @@ define({
 def convert(input, dtype=None, device=None):
     """`input` as `dtype` (None: its own) on `device` (None: its own), in canonical ops."""
     own = value(input)
-    if device is not None and not _same_device(torch.device(device), own.device):
+    if device is not None and not same_device(torch.device(device), own.device):
         unsupported_argument(f"moving a tensor to another device ({own.device} to {device})")
     if dtype is None or dtype == own.dtype:  # torch returns the tensor itself
         return input
     return emit(torch.Tensor.to, input, dtype)
 
 
-def _same_device(device: torch.device, own: torch.device) -> bool:
+def same_device(device: torch.device, own: torch.device) -> bool:
     return device.type == own.type and device.index in (None, own.index)
 
 

@@ -8,7 +8,7 @@ a functional backward (`select_scatter`, `slice_scatter`, `index_add`/`index_put
 import torch
 
 from ..graph import value
-from .registry import aten, define, dim_in_range, emit, lowers, unsupported_argument
+from .registry import aten, define, dim_in_range, emit, is_constant, lowers, unsupported_argument
 
 
 def _full(dims: int) -> tuple:
@@ -29,14 +29,9 @@ define({
 
 def _slice(input, dim, start, end, step):
     # (identity tests: an index may be a size read at run time, a Proxy)
-    if _is(start, None, 0) and end is None and _is(step, None, 1):
+    if is_constant(start, None, 0) and end is None and is_constant(step, None, 1):
         return input
-    return emit(aten.slice, input, dim, start, end, None if _is(step, 1) else step)
-
-
-def _is(x, *constants) -> bool:
-    """`x in constants` for a Python constant; False for a Proxy, which has no value yet."""
-    return not isinstance(x, torch.fx.Proxy) and any(x is c or (c is not None and x == c) for c in constants)
+    return emit(aten.slice, input, dim, start, end, None if is_constant(step, 1) else step)
 
 
 def _whole(i) -> bool:
@@ -45,13 +40,16 @@ def _whole(i) -> bool:
 
 def index_tensor(input, index):
     """`input[index]` in canonical ops."""
-    index = index if isinstance(index, tuple) else (index,)
-    if any(isinstance(i, torch.fx.Proxy) and isinstance(value(i), torch.Tensor) for i in index):
-        return _index_with_tensors(input, index)
+    if isinstance(index, list) and any(isinstance(i, (list, tuple)) for i in index):
+        unsupported_argument("indexing with a list of lists, which torch reads as a tuple of indices, as it warns "
+                             "(write `x[tuple(seq)]` or a tensor of indices)")
+    index = tuple(map(_as_index_tensor(input), index if isinstance(index, tuple) else (index,)))
     indexed = sum(1 for i in index if i is not None and i is not Ellipsis)
     at = next((k for k, i in enumerate(index) if i is Ellipsis), None)
     if at is not None:
         index = index[:at] + _full(value(input).ndim - indexed) + index[at + 1:]
+    if any(_is_tensor(i) for i in index):
+        return _index_with_tensors(input, index)
     dim = 0
     for i in index:
         if i is None:
@@ -65,15 +63,45 @@ def index_tensor(input, index):
     return input
 
 
+def _is_tensor(i) -> bool:
+    return isinstance(i, torch.fx.Proxy) and isinstance(value(i), torch.Tensor)
+
+
+def _as_index_tensor(input):
+    """An index that is a list of ints (`x[[0, 2]]`) as the tensor of indices torch takes it for,
+    made on the input's device; other indices as they are."""
+    def convert(i):
+        if not isinstance(i, (list, tuple)):
+            return i
+        if not _ints(i):
+            unsupported_argument("indexing with a list of anything but ints (write a tensor of indices)")
+        return input.new_tensor(list(i), dtype=torch.bool if _has_bool(i) else torch.int64)
+
+    return convert
+
+
+def _ints(i) -> bool:
+    return all(_ints(j) if isinstance(j, (list, tuple)) else isinstance(j, int) for j in i)
+
+
+def _has_bool(i) -> bool:
+    return any(_has_bool(j) if isinstance(j, (list, tuple)) else isinstance(j, bool) for j in i)
+
+
 def _index_with_tensors(input, index):
-    tensors = [k for k, i in enumerate(index) if isinstance(value(i), torch.Tensor)]
+    tensors = [k for k, i in enumerate(index) if _is_tensor(i)]
     if any(value(index[k]).dtype == torch.bool for k in tensors):
         unsupported_argument("indexing with a boolean mask (the result's size depends on the values)")
+    # slices of the other dims commute with the indexing: x[idx, 1:] is x[:, 1:][idx], as ATen records it
+    for k, i in enumerate(index):
+        if isinstance(i, slice) and not _whole(i):
+            input = _slice(input, k, i.start, i.stop, i.step)
+    index = tuple(slice(None) if isinstance(i, slice) else i for i in index)
     whole = all(_whole(i) for k, i in enumerate(index) if k not in tensors)
     one_dim = len(tensors) == 1
     leading = tensors == list(range(len(tensors)))
     if not whole or not (one_dim or leading):
-        unsupported_argument("indexing that mixes tensors of indices with ints, slices or None (other than `:`); "
+        unsupported_argument("indexing that mixes tensors of indices with ints or None; "
                              "write it as an index_select or gather")
     return emit(aten.index, input, tuple(i if k in tensors else None for k, i in enumerate(index)))
 
@@ -90,6 +118,8 @@ def _aten_slice(input, dim=0, start=None, end=None, step=1):
 
 @lowers(torch.narrow, "Tensor.narrow", aten.narrow)
 def _narrow(input, dim, start, length):
+    if _is_tensor(start):  # its value may differ from call to call, where a derived graph fixes slices
+        unsupported_argument("narrow with a tensor start (pass an int, or `start.item()` outside the function)")
     return _slice(input, dim_in_range(input, dim), start, start + length, 1)
 
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..graph import value
-from .registry import aten, define, emit, lowers, sizes, splat, static_dim
+from .registry import aten, define, emit, lowers, sizes, splat, static_dim, unsupported_argument
 
 
 def _write_transpose(input, dim0, dim1):
@@ -24,7 +24,7 @@ define({
 
 
 @lowers(torch.matmul, operator.matmul, "Tensor.matmul", torch.mm, "Tensor.mm", torch.bmm, "Tensor.bmm",
-        aten.matmul, aten.mm, aten.bmm, aten.mv, aten.dot)
+        aten.matmul, aten.mm, aten.bmm)
 def matmul(input, other):
     # 1-D operands are promoted to matrices here, as torch.matmul does, so that the matmul rule
     # only ever sees matrices and batches of them.
@@ -36,6 +36,21 @@ def matmul(input, other):
     if other_ndim == 1:
         return emit(torch.squeeze, emit(torch.matmul, input, emit(torch.unsqueeze, other, -1)), -1)
     return emit(torch.matmul, input, other)
+
+
+@lowers(torch.dot, "Tensor.dot", aten.dot)
+def _dot(input, other):
+    # matmul would take any ranks; torch.dot takes vectors only, and so does its lowering
+    if (value(input).ndim, value(other).ndim) != (1, 1):
+        unsupported_argument(f"dot of {value(input).ndim}-D and {value(other).ndim}-D tensors (dot takes two 1-D ones)")
+    return matmul(input, other)
+
+
+@lowers(torch.mv, "Tensor.mv", aten.mv)
+def _mv(input, vec):
+    if (value(input).ndim, value(vec).ndim) != (2, 1):
+        unsupported_argument(f"mv of {value(input).ndim}-D and {value(vec).ndim}-D tensors (mv takes a matrix and a vector)")
+    return matmul(input, vec)
 
 
 @lowers(F.linear, aten.linear)
@@ -51,6 +66,8 @@ def _addmm(input, mat1, mat2, *, beta=1, alpha=1):
     product = matmul(mat1, mat2)
     if alpha != 1:
         product = emit(torch.mul, product, alpha)
+    if beta == 0:  # torch ignores the input then: its NaN and ∞ do not reach the result (nor its gradient)
+        return product
     return emit(torch.add, input if beta == 1 else emit(torch.mul, input, beta), product)
 
 

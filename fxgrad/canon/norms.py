@@ -30,8 +30,10 @@ define({
                                                   else input.logsumexp(dim)),
     F.layer_norm: lambda input, normalized_shape, weight, bias, eps: call(
         F.layer_norm, input, normalized_shape, **given(weight=weight, bias=bias), eps=eps),
+    # eps: torch's default, the input dtype's machine epsilon, is left out
     F.rms_norm: lambda input, normalized_shape, weight, eps: call(
-        F.rms_norm, input, normalized_shape, **given(weight=weight, eps=eps)),
+        F.rms_norm, input, normalized_shape,
+        **given(weight=weight, eps=None if eps == torch.finfo(value(input).dtype).eps else eps)),
     F.group_norm: lambda input, num_groups, weight, bias, eps: call(
         F.group_norm, input, num_groups, **given(weight=weight, bias=bias), eps=eps),
     # running_mean and running_var None: normalised by the batch's statistics (training mode)
@@ -107,6 +109,7 @@ def _native_layer_norm(input, normalized_shape, weight, bias, eps):
 
 @lowers(F.rms_norm, aten.rms_norm)
 def _rms_norm(input, normalized_shape, weight=None, eps=None):
+    eps = torch.finfo(value(input).dtype).eps if eps is None else eps  # (its rule may see the input in float32)
     return emit(F.rms_norm, input, sizes((normalized_shape,)), weight, eps)
 
 

@@ -1,16 +1,19 @@
-"""Sums and means."""
+"""Sums, means and the Euclidean norm."""
 
 from typing import Callable
 
 import torch
 
 from ..graph import value
-from .registry import aten, define, emit, lowers, static_dim, unsupported_argument
+from .registry import aten, define, emit, given, lowers, static_dim, unsupported_argument
 
 define({
     # dim: an int or a tuple of ints, or None for a reduction over every dim (keepdim False)
     torch.sum: lambda input, dim, keepdim: input.sum() if dim is None else input.sum(dim, keepdim=keepdim),
     torch.mean: lambda input, dim, keepdim: input.mean() if dim is None else input.mean(dim, keepdim=keepdim),
+    # the Euclidean norm (torch's kernel accumulates a float16 or bfloat16 input's squares in float32)
+    torch.linalg.vector_norm: lambda input, dim, keepdim: torch.linalg.vector_norm(
+        input, **given(dim=dim), **({"keepdim": True} if keepdim else {})),
 })
 
 
@@ -39,8 +42,8 @@ lowers(torch.mean, "Tensor.mean", aten.mean)(_reduction_lowering(torch.mean))
 
 
 @lowers(torch.norm, "Tensor.norm", torch.linalg.vector_norm, aten.linalg_vector_norm)
-def _norm(input, p=2, dim=None, keepdim=False, dtype=None, *, out=None):
-    # the Euclidean norm, as the ops it is made of: √(Σ x²)
+def _norm(input, p=2, dim=None, keepdim=False, dtype=None, *, out=None, ord=None):
+    p = p if ord is None else ord  # (vector_norm calls it `ord`)
     if p not in (2, 2.0, "fro") or dtype is not None:
         unsupported_argument(f"norm(p={p!r}{', dtype' if dtype is not None else ''}) (only the 2-norm)")
-    return emit(torch.sqrt, _reduction_lowering(torch.sum)(emit(torch.mul, input, input), dim, keepdim))
+    return _reduction_lowering(torch.linalg.vector_norm)(input, dim, keepdim)

@@ -95,6 +95,11 @@ def sizes(sizes: tuple) -> Any:
     return sizes if isinstance(sizes, fx.Proxy) else tuple(sizes)
 
 
+def is_constant(x: Any, *constants: Any) -> bool:
+    """`x in constants` for a Python constant; False for a Proxy, which has no value yet."""
+    return not isinstance(x, fx.Proxy) and any(x is c or (c is not None and x == c) for c in constants)
+
+
 def static_dim(dim: Any) -> Any:
     """A dim argument as a constant. A dim computed in the function (`x.ndim - 1`) depends only
     on ranks, which a derived graph fixes, so its example value holds for every call."""

@@ -1,12 +1,16 @@
-"""Views and reshapes, copies, and the ops that pass values through or stop their gradient."""
+"""Views and reshapes, copies, and the ops that pass values through or stop their gradient
+(`detach`, and the new tensors made from a value's shape and dtype alone: `zeros_like(x)`)."""
+
+import math
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import RandomnessError
 from ..graph import value
-from .registry import (aten, call, define, emit, lowers, lowers_directly, sizes, splat, static_dim,
-                       unsupported_argument)
+from .conversion import same_device
+from .registry import (aten, call, define, emit, given, is_constant, lowers, lowers_directly, sizes, splat,
+                       static_dim, unsupported_argument)
 
 define({
     torch.reshape: lambda input, shape: splat(input.reshape, shape),
@@ -16,7 +20,23 @@ define({
     torch.Tensor.expand: lambda input, size: splat(input.expand, size),
     torch.Tensor.expand_as: lambda input, other: input.expand_as(other),
     torch.detach: lambda input: input.detach(),
+    # a tensor like `input` (its dtype unless `dtype` is given) filled with `fill_value`
+    torch.full_like: lambda input, fill_value, dtype: _write_filled(torch.zeros_like, torch.ones_like, torch.full_like,
+                                                                    fill_value, input, dtype=dtype),
+    # a tensor of `size` with `input`'s dtype (unless `dtype` is given) and device
+    torch.Tensor.new_full: lambda input, size, fill_value, dtype: _write_filled(
+        input.new_zeros, input.new_ones, input.new_full, fill_value, size, dtype=dtype),
 })
+
+
+def _write_filled(zeros, ones, full, fill_value, *args, dtype):
+    """`zeros(*args)` or `ones(*args)` where the fill value is 0 or 1, else `full(*args, fill_value)`."""
+    options = given(dtype=dtype)
+    if is_constant(fill_value, 0) and math.copysign(1.0, fill_value) > 0:  # (-0.0 is not zeros_like's 0)
+        return zeros(*args, **options)
+    if is_constant(fill_value, 1):
+        return ones(*args, **options)
+    return full(*args, fill_value, **options)
 
 
 @lowers(torch.reshape, aten.view, aten.reshape, aten._unsafe_view)
@@ -63,6 +83,60 @@ def _broadcast_to(input, size):
 
 lowers_directly(torch.Tensor.expand_as, "Tensor.expand_as", aten.expand_as)
 lowers_directly(torch.detach, torch.detach, "Tensor.detach", aten.detach)
+
+
+def _filled(input, fill_value, dtype, layout, device, requires_grad=False):
+    """`full_like` in canonical ops, for a tensor like `input` in what it is made with."""
+    if isinstance(fill_value, torch.fx.Proxy) and isinstance(value(fill_value), torch.Tensor):
+        unsupported_argument("filling with a tensor value (write `value.expand_as(x)`)")
+    if layout not in (None, torch.strided) or requires_grad:
+        unsupported_argument(f"a new tensor with layout={layout} or requires_grad=True")
+    if device is not None and not same_device(torch.device(device), value(input).device):
+        unsupported_argument(f"a new tensor on another device ({value(input).device} to {device})")
+    return None if dtype == value(input).dtype else dtype
+
+
+def _like(fill_value):
+    def lowering(input, *, dtype=None, layout=None, device=None, pin_memory=None, requires_grad=False,
+                 memory_format=None):
+        return emit(torch.full_like, input, fill_value,
+                    _filled(input, fill_value, dtype, layout, device, requires_grad))
+
+    return lowering
+
+
+lowers(torch.zeros_like, aten.zeros_like, "Tensor.zero", aten.zero)(_like(0))
+lowers(torch.ones_like, aten.ones_like)(_like(1))
+
+
+@lowers(torch.full_like, aten.full_like)
+def _full_like(input, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None, requires_grad=False,
+               memory_format=None):
+    return emit(torch.full_like, input, fill_value, _filled(input, fill_value, dtype, layout, device, requires_grad))
+
+
+@lowers("Tensor.fill", aten.fill)
+def _fill(input, fill_value):  # the out-of-place twin of `x.fill_(v)`: every value of x is replaced
+    return _full_like(input, fill_value)
+
+
+def _new(fill_value):
+    def lowering(input, *varargs, size=None, dtype=None, layout=None, device=None, pin_memory=None,
+                 requires_grad=False):  # x.new_zeros(2, 3), x.new_zeros((2, 3)), x.new_zeros(size=(2, 3))
+        return emit(torch.Tensor.new_full, input, sizes(varargs if size is None else (size,)), fill_value,
+                    _filled(input, fill_value, dtype, layout, device, requires_grad))
+
+    return lowering
+
+
+lowers("Tensor.new_zeros", aten.new_zeros)(_new(0))
+lowers("Tensor.new_ones", aten.new_ones)(_new(1))
+
+
+@lowers("Tensor.new_full", aten.new_full)
+def _new_full(input, size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None,
+              requires_grad=False):
+    return _new(fill_value)(input, size, dtype=dtype, layout=layout, device=device, requires_grad=requires_grad)
 
 
 @lowers(torch.clone, "Tensor.clone", aten.clone, "Tensor.contiguous", aten.contiguous)

@@ -13,12 +13,23 @@ It returns one gradient per tensor argument, in order (a bare value for a single
 trailing non-tensor arguments need no entry), `None` where the gradient is zero or undefined.
 It never handles broadcasting, accumulation or missing gradients: the engine does. For an
 argument torch does not differentiate (a loss's class weights) it returns `NotDifferentiable`.
+
+A rule registered `in_float32` (reductions, normalisations, softmax, the activations whose
+derivative has x², x³ or an exponential) sees float16 and bfloat16 tensors as float32, as torch's
+kernels compute them; the engine casts the gradients it returns back to their values' dtypes.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
+
+import torch
+import torch.fx as fx
+from torch.fx.node import map_aggregate
+
+from ..graph import value
 
 RULES: dict[Callable, Callable] = {}
 WANTS_OUT: set[Callable] = set()
@@ -32,15 +43,36 @@ class NotDifferentiable:
         self.argument = argument
 
 
-def rule(*ops: Callable):
-    """Register the decorated function as the backward rule of the canonical `ops`."""
+# Float16's largest value is 65504 (300² is past it) and bfloat16 keeps 8 bits of mantissa:
+# torch's kernels accumulate and compute intermediates of these in float32 (their "opmath" type).
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _in_float32(backward: Callable) -> Callable:
+    @functools.wraps(backward)
+    def in_float32(*args, **kwargs):
+        return backward(*map_aggregate(args, _float32), **map_aggregate(kwargs, _float32))
+
+    return in_float32
+
+
+def _float32(x):
+    if isinstance(x, fx.Proxy) and isinstance(value(x), torch.Tensor) and value(x).dtype in LOW_PRECISION:
+        return x.to(torch.float32)
+    return x
+
+
+def rule(*ops: Callable, in_float32: bool = False):
+    """Register the decorated function as the backward rule of the canonical `ops` (computed in
+    float32 for float16 and bfloat16 values if `in_float32`)."""
 
     def register(backward: Callable) -> Callable:
         wants_out = "out" in inspect.signature(backward).parameters
+        applied = _in_float32(backward) if in_float32 else backward
         for op in ops:
             if op in RULES:
                 raise AssertionError(f"{op} has two rules")
-            RULES[op] = backward
+            RULES[op] = applied
             if wants_out:
                 WANTS_OUT.add(op)
         return backward

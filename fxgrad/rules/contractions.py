@@ -57,12 +57,12 @@ def _lay_out(grad, operand, labels: list[str], kept: list[str]):
     return grad
 
 
-@rule(torch._safe_softmax)
+@rule(torch._safe_softmax, in_float32=True)
 def safe_softmax(g, input, dim, *, out):
     return softmax(g, input, dim, out=out)  # a row of zeros passes no gradient
 
 
-@rule(F.scaled_dot_product_attention)
+@rule(F.scaled_dot_product_attention, in_float32=True)
 def scaled_dot_product_attention(g, q, k, v, attn_mask, is_causal, scale):
     # recompute p = softmax(q kᵀ·scale + mask), L×S, the largest value the backward makes
     if scale is None:

@@ -101,7 +101,7 @@ def relu(g, input, *, out):
     return torch.where(out <= 0, 0.0, g)
 
 
-@rule(F.silu)
+@rule(F.silu, in_float32=True)
 def silu(g, input):
     # d x·σ(x) = σ(x) + x·σ(x)·(1 - σ(x)) = σ(x)·(1 + x·(1 - σ(x))); from the input alone, so
     # that a training step keeps the input only, as torch's silu_backward does
@@ -109,7 +109,7 @@ def silu(g, input):
     return g * sigmoid * (1 + input * (1 - sigmoid))
 
 
-@rule(F.gelu)
+@rule(F.gelu, in_float32=True)
 def gelu(g, input, approximate):
     if approximate == "tanh":
         # gelu(x) ≈ x/2 · (1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³)
@@ -124,7 +124,7 @@ def gelu(g, input, approximate):
     return g * (cdf + x_pdf)
 
 
-@rule(torch.erf)
+@rule(torch.erf, in_float32=True)
 def erf(g, input):
     # d erf(x) = 2/√π · exp(-x²)
     return g * (2 / math.sqrt(math.pi)) * torch.exp(-input * input)
@@ -156,7 +156,7 @@ def piecewise_constant(g, input, *options):
     return None  # flat between the jumps; torch takes 0 at the jumps too
 
 
-@rule(F.softplus)
+@rule(F.softplus, in_float32=True)
 def softplus(g, input, beta, threshold):
     # d log(1 + e^(βx))/β = σ(βx); where βx > threshold softplus is x itself, so g passes as is
     scaled = input * beta
@@ -174,18 +174,18 @@ def _elu(g, input, alpha, scale, input_scale):
     return torch.where(input <= 0, g * (scale * alpha * input_scale) * torch.exp(input * input_scale), g * scale)
 
 
-@rule(F.elu)
+@rule(F.elu, in_float32=True)
 def elu(g, input, alpha):
     return _elu(g, input, alpha, 1, 1)
 
 
-@rule(F.celu)
+@rule(F.celu, in_float32=True)
 def celu(g, input, alpha):
     # celu is elu with input_scale = 1/alpha, which torch's backward takes from alpha rounded to float32
     return _elu(g, input, alpha, 1, 1 / torch.tensor(alpha, dtype=torch.float32).item())
 
 
-@rule(F.selu)
+@rule(F.selu, in_float32=True)
 def selu(g, input):
     return _elu(g, input, SELU_ALPHA, SELU_SCALE, 1)
 
@@ -196,12 +196,12 @@ def hardtanh(g, input, min_val, max_val):
     return torch.where((input > min_val) & (input < max_val), g, 0.0)
 
 
-@rule(torch.softmax)
+@rule(torch.softmax, in_float32=True)
 def softmax(g, input, dim, *, out):
     # Jacobian-vector product: y ⊙ (g - Σ g⊙y), never the S×S Jacobian diag(y) - y yᵀ
     return out * (g - (g * out).sum(dim, keepdim=True))
 
 
-@rule(torch.log_softmax)
+@rule(torch.log_softmax, in_float32=True)
 def log_softmax(g, input, dim, *, out):
     return g - torch.exp(out) * g.sum(dim, keepdim=True)

@@ -1,4 +1,4 @@
-"""Sums and means."""
+"""Sums, means and the Euclidean norm."""
 
 import torch
 
@@ -11,9 +11,16 @@ def sum(g, input, dim, keepdim):
     return unreduce(g, input, dim, keepdim)
 
 
-@rule(torch.mean)
+@rule(torch.mean, in_float32=True)
 def mean(g, input, dim, keepdim):
     return unreduce(g, input, dim, keepdim) / reduced_count(input, dim)
+
+
+@rule(torch.linalg.vector_norm, in_float32=True)
+def vector_norm(g, input, dim, keepdim, *, out):
+    # d ‖x‖ = x/‖x‖, and 0 where ‖x‖ = 0, as torch's norm_backward defines it
+    norm = unreduce(out, input, dim, keepdim)
+    return input * torch.where(norm == 0, 0.0, unreduce(g, input, dim, keepdim) / norm)
 
 
 def reduced_count(input, dim):

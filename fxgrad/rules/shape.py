@@ -18,3 +18,8 @@ def expand(g, input, size_or_other):
 @rule(torch.detach)
 def detach(g, input):
     return None
+
+
+@rule(torch.full_like, torch.Tensor.new_full)
+def filled(g, input, *options):
+    return None  # only the shape and dtype of `input` are read, not its values
