@@ -13,11 +13,17 @@ from torch.fx.node import map_aggregate
 
 from ..errors import FxgradError, MutationError, RandomnessError, source_location
 from ..graph import GraphBuilder, nodes_after, value
-from .registry import LOWERINGS, aten, op_name
+from .registry import LOWERINGS, aten, emit, op_name
+
+
+# Marks a traced node recorded while grad mode was off (`torch.no_grad()`, `inference_mode()`,
+# `set_grad_enabled(False)`), in `node.meta["custom"]`, which fx's tracers copy from their
+# current annotations: its value is a constant, as autograd treats it.
+GRAD_DISABLED = "fxgrad_grad_disabled"
 
 
 def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: GraphBuilder,
-                 owners: list[torch.nn.Module]) -> Any:
+                 owners: list[torch.nn.Module], grad_enabled: bool = True) -> Any:
     """Append the body of `traced` to the builder's graph in canonical ops.
 
     `bindings` gives the value standing for each placeholder of `traced`, and for each get_attr
@@ -26,29 +32,74 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
     or a tuple of them).
     Nodes with no lowering are copied as they are: fine for values that carry no gradient
     (`x.shape`, `x > 0`); the reverse pass refuses them if a gradient must flow through them.
+    A node computed with grad mode off (`grad_enabled` False, or marked GRAD_DISABLED) reads its
+    tensor arguments detached, so no gradient flows through it.
     """
     env: dict[fx.Node, Any] = dict(bindings)
     graph = builder.graph
     for node in traced.graph.nodes:
         if node in env or _is_check(node):
             continue
-        args, kwargs = map_aggregate((node.args, node.kwargs), lambda a: env[a] if isinstance(a, fx.Node) else a)
+        if _is_submodule(traced, node):  # a region's graph, which the node running it reads
+            env[node] = traced.get_submodule(node.target)
+            continue
+        args, kwargs = _arguments(node, env)
         if node.op == "output":
             return args[0]
+        if node.target is _SET_GRAD_ENABLED:  # export: a region run with grad mode set
+            enabled, region, *operands = args
+            inputs = [n for n in region.graph.nodes if n.op == "placeholder"]
+            env[node] = canonicalize(region, dict(zip(inputs, operands)), builder, owners, enabled)
+            continue
         last_before = graph._root.prev  # the new nodes are the ones appended after this
         try:
-            result = _lower(node, _functional_target(node, kwargs, env), args, kwargs, owners, builder)
+            if not grad_enabled or node.meta.get("custom", {}).get(GRAD_DISABLED):
+                args, kwargs = map_aggregate((args, kwargs), _detached)
+            target, changed, views = _functional_target(node, kwargs, env)
+            env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
+            if changed is not None:
+                _check_same_kind(node, env[changed], env[node])
+                old = env[changed]
+                for other in env:  # later reads of the changed tensor see its new value
+                    if env[other] is old:
+                        env[other] = env[node]
+                for view in views:  # and so do its views, made again from it
+                    env[view] = _append(view, traced_target(view), *_arguments(view, env), owners, builder,
+                                        graph._root.prev)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
-        created = nodes_after(last_before)
-        for new_node in created:
-            new_node.stack_trace = node.stack_trace
-        # The node standing for the traced value keeps the traced name (when it is a new node:
-        # a lowering may also return an existing one, as `x.t()` does for a vector).
-        if created and isinstance(result, fx.Proxy) and result.node is created[-1]:
-            result.node._rename(node.name)
-        env[node] = result
     raise AssertionError("a traced graph always ends with an output node")
+
+
+def _arguments(node: fx.Node, env: dict[fx.Node, Any]) -> tuple[tuple, dict]:
+    return map_aggregate((node.args, node.kwargs), lambda a: env[a] if isinstance(a, fx.Node) else a)
+
+
+_SET_GRAD_ENABLED = torch.ops.higher_order.wrap_with_set_grad_enabled
+
+
+def _is_submodule(traced: fx.GraphModule, node: fx.Node) -> bool:
+    return node.op == "get_attr" and isinstance(getattr(traced, node.target, None), torch.nn.Module)
+
+
+def _detached(argument: Any) -> Any:
+    if isinstance(argument, fx.Proxy) and isinstance(value(argument), torch.Tensor):
+        return emit(torch.detach, argument)
+    return argument
+
+
+def _append(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
+            builder: GraphBuilder, last_before: fx.Node) -> Any:
+    """Lower `node` and give the nodes appended after `last_before` its source and its name."""
+    result = _lower(node, target, args, kwargs, owners, builder)
+    created = nodes_after(last_before)
+    for new_node in created:
+        new_node.stack_trace = node.stack_trace
+    # The node standing for the traced value keeps the traced name (when it is a new node:
+    # a lowering may also return an existing one, as `x.t()` does for a vector).
+    if created and isinstance(result, fx.Proxy) and result.node is created[-1]:
+        result.node._rename(node.name)
+    return result
 
 
 def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
@@ -111,10 +162,17 @@ def refuse_randomness(name: str) -> None:
     )
 
 
-def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> Any:
-    """The key `node` is lowered by: its traced target, or the out-of-place twin of an in-place
-    op (`add` for `add_`) that changes a value nothing else reads, where the two agree.
-    Refuses random ops, and in-place ops that would make a derived value differ from torch's."""
+def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> tuple[Any, Any, list[fx.Node]]:
+    """The key `node` is lowered by, the traced value it changes in place (None if none), and
+    the views of that value read afterwards, to be made again from its new value.
+
+    An in-place op (`y.add_(x)`, `y += x`, `inplace=True`) is lowered as its out-of-place twin
+    (`add` for `add_`), and the changed value then stands for the result, as torch's
+    functionalisation does: later reads of `y`, of an alias that is `y` itself, or of a view
+    made from `y` (`y[0]`, `y.t()`) see the new value. Refused where a value would differ from
+    torch's: a change of an input, parameter or buffer (the caller would observe it), a change
+    through a view whose base is read afterwards, `out=` and item assignment. Random ops are
+    refused too."""
     target = traced_target(node)
     name = op_name(target)
     random = target in _RANDOM or (  # (dropout's lowering tells when it draws numbers)
@@ -123,29 +181,102 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> 
     )
     if random:
         refuse_randomness(name)
-    twin = _out_of_place_twin(node, target)
-    in_place = twin is not None
-    changed = node.args[0] if node.args else None
-    while isinstance(changed, fx.Node) and len(changed.users) == 1 and _shares_memory(changed, env):
-        changed = changed.args[0]  # changing a view or alias (`x.t()`, `x.contiguous()`) changes its tensor
-    fresh = (isinstance(changed, fx.Node) and changed.op not in ("placeholder", "get_attr")
-             and len(changed.users) == 1)
-    if kwargs.get("out") is not None or target is operator.setitem or ((in_place or kwargs.get("inplace") is True)
-                                                                        and not fresh):
+    if kwargs.get("out") is not None or target in _ITEM_ASSIGNMENTS:
         raise MutationError(
             f"`{name}` changes a tensor in place; fxgrad derives functions whose inputs and values do not "
-            "change (write `y = x + 1` rather than `x.add_(1)`, `F.relu(x)` rather than `F.relu(x, inplace=True)`)"
+            "change (write `y = x + 1` rather than `x.add_(1)`, `torch.where(mask, v, y)` rather than `y[mask] = v`)"
         )
-    return twin if in_place else target
+    twin = _out_of_place_twin(node, target, env)
+    if twin is None and kwargs.get("inplace") is not True:
+        return target, None, []
+    changed = node.args[0]
+    return (target if twin is None else twin), changed, _check_change(node, name, changed, env)
 
 
-def _out_of_place_twin(node: fx.Node, target: Any) -> Any:
+_ITEM_ASSIGNMENTS = {operator.setitem, "Tensor.__setitem__"}
+
+# Python's augmented assignments (`y += x`), in place on a tensor, and their out-of-place twins.
+_AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+              operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv,
+              operator.imod: operator.mod, operator.ipow: operator.pow, operator.imatmul: operator.matmul,
+              operator.iand: operator.and_, operator.ior: operator.or_, operator.ixor: operator.xor,
+              operator.ilshift: operator.lshift, operator.irshift: operator.rshift}
+
+
+def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any]) -> list[fx.Node]:
+    """The views of `changed` (made from it by ops that share its memory) read after `node`
+    changes it; refuses the change unless, derived out of place, every value agrees with torch's."""
+    changed_value = value(env.get(changed))
+    if not isinstance(changed, fx.Node) or not isinstance(changed_value, torch.Tensor):
+        return []
+    # (a view op in place changes what its tensor shows, not the elements its views share)
+    only_metadata = _changes_only_metadata(node)
+    memory = _memory(changed_value)
+    sharing = [other for other in env if isinstance(other, fx.Node)
+               and (other is changed or _memory(value(env[other])) == memory)]
+    aliases = {other for other in sharing if env[other] is env[changed]}  # the changed tensor itself
+    views = set(aliases)
+    for other in sharing:  # (env holds the nodes in graph order: a view comes after its base)
+        if other.args and other.args[0] in views and _shares_memory(other, env) and other not in aliases:
+            views.add(other)
+    # Nodes before `node` are in env already (checks aside); every other user comes after it.
+    read_later = [other for other in sharing if other is not changed and any(
+        user is not node and user not in env and not _is_check(user) for user in other.users)]
+    not_made_again = [other for other in read_later if other not in views]
+    if any(other.op in ("placeholder", "get_attr") for other in sharing):
+        problem = "an input, parameter or buffer, which the caller would see changed"
+    elif not_made_again and not only_metadata:
+        problem = f"a tensor that `{not_made_again[0].name}`, read afterwards, shares memory with"
+    else:
+        return [] if only_metadata else [other for other in sharing if other in views and other not in aliases]
+    raise MutationError(
+        f"`{name}` changes in place {problem}; fxgrad derives functions whose inputs do not change and whose "
+        "views see the values they were made from (write `y = x + 1` rather than `x.add_(1)`, "
+        "`F.relu(x)` rather than `F.relu(x, inplace=True)`)"
+    )
+
+
+def _memory(example: Any) -> int | None:
+    """Where a tensor's elements live (its storage), to tell views and aliases of one tensor."""
+    if isinstance(example, torch.Tensor) and example.device.type != "meta" and example.untyped_storage().nbytes():
+        return example.untyped_storage().data_ptr()
+    return None
+
+
+def _check_same_kind(node: fx.Node, changed: Any, result: Any) -> None:
+    """An in-place op keeps its tensor's shape and dtype (`y *= x` with a float64 `x` leaves a
+    float32 `y` float32) where the out-of-place twin may promote or broadcast: refuse that."""
+    before, after = value(changed), value(result)
+    if after.dtype != before.dtype or (after.shape != before.shape and not _changes_only_metadata(node)):
+        raise MutationError(
+            f"`{op_name(traced_target(node))}` changes a {before.dtype} tensor of shape {tuple(before.shape)} in place "
+            f"to a value computed as {after.dtype} of shape {tuple(after.shape)}; write it out of place with an "
+            "explicit conversion"
+        )
+
+
+def _changes_only_metadata(node: fx.Node) -> bool:
+    """Whether `node` is an in-place view op (`t_`, `squeeze_`, `transpose_`: tagged
+    `inplace_view`), which changes the shape its tensor shows and no element."""
+    if isinstance(node.target, torch._ops.OpOverload):
+        return torch.Tag.inplace_view in node.target.tags
+    packet = getattr(aten, op_name(traced_target(node)).rsplit(".", 1)[-1], None)
+    return isinstance(packet, torch._ops.OpOverloadPacket) and any(
+        torch.Tag.inplace_view in getattr(packet, overload).tags for overload in packet.overloads())
+
+
+def _out_of_place_twin(node: fx.Node, target: Any, env: dict[fx.Node, Any]) -> Any:
     """For an in-place op, the key of its out-of-place twin (`Tensor.add` for `Tensor.add_`,
-    `torch.relu` for `torch.relu_`, `aten.add` for `aten.add_`; itself where none is known);
-    None for an op that changes nothing."""
+    `torch.relu` for `torch.relu_`, `aten.add` for `aten.add_`, `operator.add` for `y += x` on a
+    tensor; itself where none is known); None for an op that changes nothing."""
+    if target in _AUGMENTED:  # in place on a tensor; on a number (a size), a new number
+        first = node.args[0] if node.args else None
+        return _AUGMENTED[target] if isinstance(value(env.get(first)), torch.Tensor) else None
     if isinstance(node.target, torch._ops.OpOverload):
         return getattr(aten, target.__name__.rstrip("_")) if node.target._schema.is_mutable else None
     name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    if getattr(operator, name, None) is target:  # `operator.and_` is `a & b`, not in place
+        return None
     if not name.endswith("_") or name.endswith("__"):
         return None
     if isinstance(target, str):
