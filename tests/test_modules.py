@@ -112,3 +112,31 @@ def test_dropout_in_training_is_refused_and_in_eval_is_identity():
     module.eval()
     grads = fxgrad.derive(module, (x,))(x, torch.ones(3, 4, dtype=torch.float64))
     torch.testing.assert_close(grads[0], module[0].weight.sum(0).expand(3, 4))
+
+
+@pytest.mark.parametrize("tracer", ["export", "aten", "auto"])
+@pytest.mark.parametrize("make_module, shape", [
+    (lambda: nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Tanh()), (4, 3)),
+    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Tanh()), (2, 2, 5, 5)),
+], ids=["BatchNorm1d", "BatchNorm2d"])
+def test_batch_norm_in_training_matches_autograd_and_leaves_the_running_statistics(make_module, shape, tracer):
+    module = make_module().double()
+    x = torch.randn(shape, dtype=torch.float64)
+    before = {name: t.clone() for name, t in module.state_dict().items()}
+    bwd = fxgrad.derive(module, (x,), tracer=tracer)
+    for name, t in module.state_dict().items():  # deriving changes none of them
+        assert torch.equal(t, before[name]), name
+    grad_output = torch.randn(module(x).shape, dtype=torch.float64)  # (updates the running statistics)
+    expected = autograd_grads(module, (x,), grad_output)
+    after_forward = {name: t.clone() for name, t in module.state_dict().items()}
+    assert not torch.equal(after_forward["1.running_mean"], before["1.running_mean"])
+    derived = bwd(x, grad_output)
+    for name, t in module.state_dict().items():  # the backward changes none of them
+        assert torch.equal(t, after_forward[name]), name
+    for d, e in zip(derived, expected):
+        torch.testing.assert_close(d, e)
+
+
+def test_batch_norm_is_beyond_fx_which_reads_its_input_checks_as_control_flow():
+    with pytest.raises(fxgrad.TraceError, match="fx could not trace"):
+        fxgrad.derive(nn.BatchNorm1d(3), (torch.randn(4, 3),), tracer="fx")

@@ -13,6 +13,7 @@ from torch.fx.node import map_aggregate
 
 from ..errors import FxgradError, MutationError, RandomnessError, source_location
 from ..graph import GraphBuilder, nodes_after, value
+from .norms import running_statistics
 from .registry import LOWERINGS, aten, emit, op_name
 
 
@@ -55,7 +56,7 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
         try:
             if not grad_enabled or node.meta.get("custom", {}).get(GRAD_DISABLED):
                 args, kwargs = map_aggregate((args, kwargs), _detached)
-            target, changed, views = _functional_target(node, kwargs, env)
+            target, changed, views = _functional_target(node, kwargs, env, owners)
             env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
             if changed is not None:
                 _check_same_kind(node, env[changed], env[node])
@@ -162,7 +163,8 @@ def refuse_randomness(name: str) -> None:
     )
 
 
-def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> tuple[Any, Any, list[fx.Node]]:
+def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
+                       owners: list[torch.nn.Module]) -> tuple[Any, Any, list[fx.Node]]:
     """The key `node` is lowered by, the traced value it changes in place (None if none), and
     the views of that value read afterwards, to be made again from its new value.
 
@@ -170,7 +172,8 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> 
     (`add` for `add_`), and the changed value then stands for the result, as torch's
     functionalisation does: later reads of `y`, of an alias that is `y` itself, or of a view
     made from `y` (`y[0]`, `y.t()`) see the new value. Refused where a value would differ from
-    torch's: a change of an input, parameter or buffer (the caller would observe it), a change
+    torch's: a change of an input, parameter or buffer (the caller would observe it; batch
+    norm's running statistics aside, which no gradient reads), a change
     through a view whose base is read afterwards, `out=` and item assignment. Random ops are
     refused too."""
     target = traced_target(node)
@@ -190,7 +193,7 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> 
     if twin is None and kwargs.get("inplace") is not True:
         return target, None, []
     changed = node.args[0]
-    return (target if twin is None else twin), changed, _check_change(node, name, changed, env)
+    return (target if twin is None else twin), changed, _check_change(node, name, changed, env, owners)
 
 
 _ITEM_ASSIGNMENTS = {operator.setitem, "Tensor.__setitem__"}
@@ -203,7 +206,8 @@ _AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator
               operator.ilshift: operator.lshift, operator.irshift: operator.rshift}
 
 
-def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any]) -> list[fx.Node]:
+def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any],
+                  owners: list[torch.nn.Module]) -> list[fx.Node]:
     """The views of `changed` (made from it by ops that share its memory) read after `node`
     changes it; refuses the change unless, derived out of place, every value agrees with torch's."""
     changed_value = value(env.get(changed))
@@ -223,7 +227,8 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
     read_later = [other for other in sharing if other is not changed and any(
         user is not node and user not in env and not _is_check(user) for user in other.users)]
     not_made_again = [other for other in read_later if other not in views]
-    if any(other.op in ("placeholder", "get_attr") for other in sharing):
+    state = [other for other in sharing if other.op in ("placeholder", "get_attr")]
+    if state and not {_memory(value(env[other])) for other in state} <= running_statistics(owners[0]):
         problem = "an input, parameter or buffer, which the caller would see changed"
     elif not_made_again and not only_metadata:
         problem = f"a tensor that `{not_made_again[0].name}`, read afterwards, shares memory with"
