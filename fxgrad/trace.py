@@ -93,11 +93,36 @@ def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     if not isinstance(fn, torch.nn.Module) and _needs_wrapper(fn, len(inputs)):
         fn = _python_function_calling(fn, len(inputs))
     tracer = _SourceRecordingTracer(fn)
+    hooked = isinstance(fn, torch.nn.Module) and _has_forward_hooks(fn)
     with _RefuseRandomness(), _RefuseStateChanges(fn):  # fx would run these for real, once
-        graph = tracer.trace(fn)
-    module = fx.GraphModule(tracer.root, graph)
+        graph = tracer.trace(_calling_with_hooks(fn, len(inputs)) if hooked else fn)
+    if hooked:  # attributes are read from `fn` itself, not from the module calling it
+        for node in graph.nodes:
+            if node.op == "get_attr":
+                node.target = node.target.removeprefix(f"{_HOOKED}.")
+    module = fx.GraphModule(fn if hooked else tracer.root, graph)
     names = [node.target for node in graph.nodes if node.op == "placeholder"]
     return Trace(module, names, {name: name for name, _ in _named_parameters(fn)}, "fx", _returns_tuple(module))
+
+
+_HOOKED = "hooked"
+
+
+def _has_forward_hooks(module: torch.nn.Module) -> bool:
+    from torch.nn.modules import module as modules
+
+    return bool(module._forward_hooks or module._forward_pre_hooks or modules._global_forward_hooks
+                or modules._global_forward_pre_hooks)
+
+
+def _calling_with_hooks(module: torch.nn.Module, n_inputs: int) -> torch.nn.Module:
+    """A module whose forward calls `module` as a submodule, so that its forward hooks and
+    pre-hooks run: fx calls the forward of the module it traces directly, without them."""
+    arguments = _arguments(module, n_inputs)
+    forward = eval(f"lambda self, {arguments}: self.{_HOOKED}({arguments})")
+    caller = type(type(module).__name__, (torch.nn.Module,), {"forward": forward})()
+    setattr(caller, _HOOKED, module)
+    return caller
 
 
 class _RefuseRandomness(TorchFunctionMode):
@@ -374,11 +399,16 @@ def _needs_wrapper(fn: Callable, n_inputs: int) -> bool:
     return required <= n_inputs < code.co_argcount
 
 
-def _python_function_calling(fn: Callable, n_inputs: int) -> types.FunctionType:
+def _arguments(fn: Callable, n_inputs: int) -> str:
+    """`a, b`: the user's names for the inputs, as a wrapper's parameters (fx's placeholders)."""
     names = _input_names(fn, n_inputs)
     if not all(name.isidentifier() for name in names):
         names = [f"x{i}" for i in range(n_inputs)]
-    arguments = ", ".join(names)
+    return ", ".join(names)
+
+
+def _python_function_calling(fn: Callable, n_inputs: int) -> types.FunctionType:
+    arguments = _arguments(fn, n_inputs)
     wrapper = eval(f"lambda {arguments}: fn({arguments})", {"fn": fn})  # a fixed arity for the tracers
     wrapper.__name__ = wrapper.__qualname__ = _name(fn)
     return wrapper

@@ -140,3 +140,32 @@ def test_batch_norm_in_training_matches_autograd_and_leaves_the_running_statisti
 def test_batch_norm_is_beyond_fx_which_reads_its_input_checks_as_control_flow():
     with pytest.raises(fxgrad.TraceError, match="fx could not trace"):
         fxgrad.derive(nn.BatchNorm1d(3), (torch.randn(4, 3),), tracer="fx")
+
+
+def with_hook(register):
+    module = MLP().double()
+    register(module)
+    return module
+
+
+ROOT_HOOKS = {
+    "forward hook": lambda m: m.register_forward_hook(lambda module, args, out: out * 2),
+    "forward pre-hook": lambda m: m.register_forward_pre_hook(lambda module, args: (args[0].sin(),)),
+    "forward hook with kwargs": lambda m: m.register_forward_hook(
+        lambda module, args, kwargs, out: out.tanh(), with_kwargs=True),
+    "forward pre-hook with kwargs": lambda m: m.register_forward_pre_hook(
+        lambda module, args, kwargs: ((args[0] * 3,), kwargs), with_kwargs=True),
+    "hook reading a parameter": lambda m: m.register_forward_hook(lambda module, args, out: out * module.fc2.bias),
+}
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten", "auto"])
+@pytest.mark.parametrize("hook", ROOT_HOOKS)
+def test_the_root_modules_forward_hooks_are_honoured(hook, tracer):
+    module = with_hook(ROOT_HOOKS[hook])
+    x = torch.randn(5, 4, dtype=torch.float64)
+    bwd = fxgrad.derive(module, (x,), tracer=tracer)
+    assert bwd.grad_names == ["grad_x"] + [f"grad_{n}" for n, _ in module.named_parameters()]
+    grad_output = torch.randn(module(x).shape, dtype=torch.float64)
+    for derived, expected in zip(bwd(x, grad_output), autograd_grads(module, (x,), grad_output)):
+        torch.testing.assert_close(derived, expected)
