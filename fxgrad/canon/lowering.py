@@ -9,7 +9,9 @@ from typing import Any, Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+import torch.utils._pytree as pytree
 from torch.fx.node import map_aggregate
+from torch.fx.operator_schemas import normalize_function
 
 from ..errors import FxgradError, MutationError, RandomnessError, source_location
 from ..graph import GraphBuilder, nodes_after, value
@@ -109,6 +111,8 @@ def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[t
         read = operator.attrgetter(node.target)
         owner = next(owner for owner in owners if _has_attribute(owner, node.target))
         return builder.attribute(node.target, read(owner))
+    if target in _TRACED_THROUGH:
+        return _through_aten_graph(node, args, kwargs, owners, builder)
     lowering = LOWERINGS.get(target)
     if lowering is not None:
         if node.op == "call_function" and node.target is builtins.getattr:
@@ -120,6 +124,31 @@ def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[t
     result = builder.create_proxy(node.op, _torch_level(node.target), args, kwargs, name=node.name)
     result.node.meta["fxgrad_source_target"] = traced_target(node)
     return result
+
+
+# ATen ops lowered through the graph of ATen ops make_fx records for them (as the "aten" tracer
+# does): torch's recurrent layers, whose cells are matmuls and pointwise ops.
+_TRACED_THROUGH = {aten.lstm, aten.gru, aten.rnn_tanh, aten.rnn_relu}
+
+
+def _through_aten_graph(node: fx.Node, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
+                        builder: GraphBuilder) -> Any:
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    tensors = [i for i, leaf in enumerate(leaves) if isinstance(leaf, fx.Proxy)]
+
+    def run(*examples):
+        filled = list(leaves)
+        for i, example in zip(tensors, examples):
+            filled[i] = example
+        run_args, run_kwargs = pytree.tree_unflatten(filled, spec)
+        return node.target(*run_args, **run_kwargs)
+
+    # (copies: make_fx merges arguments that are one tensor object)
+    graph_module = make_fx(run)(*(value(leaves[i]).detach().clone() for i in tensors))
+    placeholders = [n for n in graph_module.graph.nodes if n.op == "placeholder"]
+    return canonicalize(graph_module, dict(zip(placeholders, (leaves[i] for i in tensors))), builder, owners)
 
 
 def _has_attribute(owner: torch.nn.Module, target: str) -> bool:
@@ -178,11 +207,7 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
     refused too."""
     target = traced_target(node)
     name = op_name(target)
-    random = target in _RANDOM or (  # (dropout's lowering tells when it draws numbers)
-        isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags
-        and target not in LOWERINGS
-    )
-    if random:
+    if _is_random(node, target):
         refuse_randomness(name)
     if kwargs.get("out") is not None or target in _ITEM_ASSIGNMENTS:
         raise MutationError(
@@ -194,6 +219,17 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
         return target, None, []
     changed = node.args[0]
     return (target if twin is None else twin), changed, _check_change(node, name, changed, env, owners)
+
+
+def _is_random(node: fx.Node, target: Any) -> bool:
+    if target in _RANDOM:
+        return True
+    if not isinstance(node.target, torch._ops.OpOverload) or torch.Tag.nondeterministic_seeded not in node.target.tags:
+        return False
+    if target in _TRACED_THROUGH:  # recurrent layers draw numbers for dropout between layers only
+        arguments = normalize_function(node.target, node.args, node.kwargs, normalize_to_only_use_kwargs=True).kwargs
+        return arguments["dropout"] > 0 and arguments["train"]
+    return target not in LOWERINGS  # (dropout's lowering tells when it draws numbers)
 
 
 _ITEM_ASSIGNMENTS = {operator.setitem, "Tensor.__setitem__"}
@@ -215,9 +251,8 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
         return []
     # (a view op in place changes what its tensor shows, not the elements its views share)
     only_metadata = _changes_only_metadata(node)
-    memory = _memory(changed_value)
     sharing = [other for other in env if isinstance(other, fx.Node)
-               and (other is changed or _memory(value(env[other])) == memory)]
+               and (other is changed or _overlap(value(env[other]), changed_value))]
     aliases = {other for other in sharing if env[other] is env[changed]}  # the changed tensor itself
     views = set(aliases)
     for other in sharing:  # (env holds the nodes in graph order: a view comes after its base)
@@ -246,6 +281,23 @@ def _memory(example: Any) -> int | None:
     if isinstance(example, torch.Tensor) and example.device.type != "meta" and example.untyped_storage().nbytes():
         return example.untyped_storage().data_ptr()
     return None
+
+
+def _overlap(a: Any, b: torch.Tensor) -> bool:
+    """Whether tensor `a` has an element in `b`'s memory (a chunk of a tensor has none in the
+    other chunks)."""
+    if _memory(a) is None or _memory(a) != _memory(b):
+        return False
+    if a.dtype != b.dtype:  # (elements of other sizes: taken to overlap)
+        return True
+    return bool((_elements(a) & _elements(b)).any())
+
+
+def _elements(t: torch.Tensor) -> torch.Tensor:
+    """Which elements of its storage `t` covers, as a mask of the storage."""
+    mask = torch.zeros(t.untyped_storage().nbytes() // t.element_size(), dtype=torch.bool)
+    mask.as_strided(t.shape, t.stride(), t.storage_offset()).fill_(True)
+    return mask
 
 
 def _check_same_kind(node: fx.Node, changed: Any, result: Any) -> None:
