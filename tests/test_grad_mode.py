@@ -95,3 +95,16 @@ def test_the_callers_grad_mode_does_not_leak_into_the_trace(tracer):
         bwd = fxgrad.derive(in_no_grad, (x,), tracer=tracer)
     assert torch.is_grad_enabled()
     assert_matches_autograd(in_no_grad, bwd, (x,))
+
+
+def changes_a_value_with_grad_off(x):
+    y = x * 3
+    with torch.no_grad():
+        y.mul_(2)  # autograd differentiates y as 3x, with the value 6x
+    return y * x
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_an_in_place_change_with_grad_off_of_a_value_with_a_gradient_is_refused(tracer):
+    with pytest.raises(fxgrad.MutationError, match="in place"):
+        fxgrad.derive(changes_a_value_with_grad_off, (torch.randn(3),), tracer=tracer)

@@ -49,9 +49,19 @@ def read_before_the_change(x):
     return y * before
 
 
+def copies_keep_the_old_value(x):
+    y = x * 2
+    c = y.clone()
+    d = c.float()  # (c itself)
+    n = y.t().contiguous()  # a copy, y.t() being not contiguous
+    s = y.contiguous()  # y itself
+    y.mul_(3)
+    return c + d + n.t() + s * x
+
+
 @pytest.mark.parametrize("tracer", TRACERS)
 @pytest.mark.parametrize("fn", [read_again, alias_read_after_augmented_assignment, every_augmented_assignment,
-                                view_read_after_the_change, read_before_the_change])
+                                view_read_after_the_change, read_before_the_change, copies_keep_the_old_value])
 def test_later_reads_see_the_new_value(fn, tracer):
     x = torch.randn(2, 3, dtype=torch.float64)
     assert_matches_autograd(fn, fxgrad.derive(fn, (x,), tracer=tracer), (x,))

@@ -56,22 +56,28 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             continue
         last_before = graph._root.prev  # the new nodes are the ones appended after this
         try:
-            if not grad_enabled or node.meta.get("custom", {}).get(GRAD_DISABLED):
+            without_grad = not grad_enabled or _computed_without_grad(node)
+            if without_grad:
                 args, kwargs = map_aggregate((args, kwargs), _detached)
-            target, changed, views = _functional_target(node, kwargs, env, owners)
+            target, changed, (aliases, views) = _functional_target(node, kwargs, env, owners)
+            if changed is not None and without_grad and grad_enabled and not _computed_without_grad(changed):
+                raise MutationError(f"`{op_name(traced_target(node))}` changes in place, with grad mode off, a value computed with "
+                                    "it on, which autograd differentiates as if unchanged; fxgrad refuses it")
             env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
             if changed is not None:
                 _check_same_kind(node, env[changed], env[node])
-                old = env[changed]
-                for other in env:  # later reads of the changed tensor see its new value
-                    if env[other] is old:
-                        env[other] = env[node]
+                for alias in aliases:  # later reads of the changed tensor see its new value
+                    env[alias] = env[node]
                 for view in views:  # and so do its views, made again from it
                     env[view] = _append(view, traced_target(view), *_arguments(view, env), owners, builder,
                                         graph._root.prev)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
     raise AssertionError("a traced graph always ends with an output node")
+
+
+def _computed_without_grad(node: fx.Node) -> bool:
+    return bool(node.meta.get("custom", {}).get(GRAD_DISABLED))
 
 
 def _arguments(node: fx.Node, env: dict[fx.Node, Any]) -> tuple[tuple, dict]:
@@ -193,9 +199,10 @@ def refuse_randomness(name: str) -> None:
 
 
 def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
-                       owners: list[torch.nn.Module]) -> tuple[Any, Any, list[fx.Node]]:
+                       owners: list[torch.nn.Module]) -> tuple[Any, Any, tuple[list[fx.Node], list[fx.Node]]]:
     """The key `node` is lowered by, the traced value it changes in place (None if none), and
-    the views of that value read afterwards, to be made again from its new value.
+    the traced values that are that tensor and the views made from it, to be given its new
+    value and to be made again from it (see `_check_change`).
 
     An in-place op (`y.add_(x)`, `y += x`, `inplace=True`) is lowered as its out-of-place twin
     (`add` for `add_`), and the changed value then stands for the result, as torch's
@@ -216,7 +223,7 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
         )
     twin = _out_of_place_twin(node, target, env)
     if twin is None and kwargs.get("inplace") is not True:
-        return target, None, []
+        return target, None, ([], [])
     changed = node.args[0]
     return (target if twin is None else twin), changed, _check_change(node, name, changed, env, owners)
 
@@ -243,32 +250,48 @@ _AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator
 
 
 def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any],
-                  owners: list[torch.nn.Module]) -> list[fx.Node]:
-    """The views of `changed` (made from it by ops that share its memory) read after `node`
-    changes it; refuses the change unless, derived out of place, every value agrees with torch's."""
+                  owners: list[torch.nn.Module]) -> tuple[list[fx.Node], list[fx.Node]]:
+    """The traced values that are the tensor `changed` itself (`y`, `y.contiguous()`), and those
+    that are views made from it, that `node` changes in place; refuses the change unless,
+    derived out of place, every value agrees with torch's.
+
+    Which values share elements is read from the example values, where a copy that a lowering
+    writes as the value itself (`y.clone()`) shares them too: it keeps the old value, as in torch."""
     changed_value = value(env.get(changed))
     if not isinstance(changed, fx.Node) or not isinstance(changed_value, torch.Tensor):
-        return []
+        return [], []
     # (a view op in place changes what its tensor shows, not the elements its views share)
     only_metadata = _changes_only_metadata(node)
-    sharing = [other for other in env if isinstance(other, fx.Node)
+    sharing = [other for other in env if isinstance(other, fx.Node) and not _is_copy(other, env)
                and (other is changed or _overlap(value(env[other]), changed_value))]
-    aliases = {other for other in sharing if env[other] is env[changed]}  # the changed tensor itself
-    views = set(aliases)
+    # The tensor itself: linked to it by ops lowered as their argument (`y.float()` of a float
+    # tensor; `y` and the value of `y += x`, once derived), either way.
+    aliases, linked, grew = {changed}, set(sharing), True
+    while grew:
+        grew = False
+        for other in sharing:
+            base = other.args[0] if other.args else None
+            if (base in linked and (other in aliases) != (base in aliases) and env[other] is env[base]
+                    and _shares_memory(other, env)):
+                aliases |= {other, base}
+                grew = True
+    views = set()
     for other in sharing:  # (env holds the nodes in graph order: a view comes after its base)
-        if other.args and other.args[0] in views and _shares_memory(other, env) and other not in aliases:
+        if other not in aliases and other.args and other.args[0] in aliases | views and _shares_memory(other, env):
             views.add(other)
     # Nodes before `node` are in env already (checks aside); every other user comes after it.
     read_later = [other for other in sharing if other is not changed and any(
         user is not node and user not in env and not _is_check(user) for user in other.users)]
-    not_made_again = [other for other in read_later if other not in views]
+    not_made_again = [other for other in read_later if other not in aliases | views]
     state = [other for other in sharing if other.op in ("placeholder", "get_attr")]
     if state and not {_memory(value(env[other])) for other in state} <= running_statistics(owners[0]):
         problem = "an input, parameter or buffer, which the caller would see changed"
     elif not_made_again and not only_metadata:
         problem = f"a tensor that `{not_made_again[0].name}`, read afterwards, shares memory with"
     else:
-        return [] if only_metadata else [other for other in sharing if other in views and other not in aliases]
+        if only_metadata:
+            return [changed], []
+        return [other for other in sharing if other in aliases], [other for other in sharing if other in views]
     raise MutationError(
         f"`{name}` changes in place {problem}; fxgrad derives functions whose inputs do not change and whose "
         "views see the values they were made from (write `y = x + 1` rather than `x.add_(1)`, "
@@ -281,6 +304,17 @@ def _memory(example: Any) -> int | None:
     if isinstance(example, torch.Tensor) and example.device.type != "meta" and example.untyped_storage().nbytes():
         return example.untyped_storage().data_ptr()
     return None
+
+
+def _is_copy(node: fx.Node, env: dict[fx.Node, Any]) -> bool:
+    """Whether `node` copies its argument (`clone`, or `contiguous` of a non-contiguous tensor),
+    which lowerings may write as the argument itself, since the two are equal."""
+    target = traced_target(node)
+    if target in (torch.clone, "Tensor.clone", aten.clone, aten._to_copy):
+        return True
+    argument = value(env.get(node.args[0])) if node.args and isinstance(node.args[0], fx.Node) else None
+    return target in ("Tensor.contiguous", aten.contiguous) and not (
+        isinstance(argument, torch.Tensor) and argument.is_contiguous())
 
 
 def _overlap(a: Any, b: torch.Tensor) -> bool:
