@@ -63,6 +63,7 @@ def _returns_tuple(module: fx.GraphModule) -> bool:
     return isinstance(output.args[0], (tuple, list))
 
 
+@torch.enable_grad()  # grad mode is the function's own, not the caller's: see GRAD_DISABLED
 def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Trace:
     """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
     linecache.checkcache()  # source read for names and provenance: as it is now, not as first read
@@ -77,8 +78,7 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
     if tracer not in TRACERS:
         raise TraceError(f"tracer must be 'auto' or one of {TRACERS}, not {tracer!r}")
     try:
-        with torch.enable_grad():  # grad mode is the function's own, not the caller's: see GRAD_DISABLED
-            return {"fx": _trace_fx, "export": _trace_export, "aten": _trace_aten}[tracer](fn, inputs)
+        return {"fx": _trace_fx, "export": _trace_export, "aten": _trace_aten}[tracer](fn, inputs)
     except FxgradError:
         raise
     except Exception as error:  # each tracer raises many kinds; all mean "this cannot be traced"
@@ -144,7 +144,7 @@ class _RefuseStateChanges(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        in_place = (name.endswith("_") and not name.endswith("__")) or name in _IN_PLACE_DUNDERS or kwargs.get("inplace")
+        in_place = name.endswith("_") and not name.endswith("__") or name in _IN_PLACE_DUNDERS or kwargs.get("inplace")
         changed = args[0] if args else None
         if in_place and isinstance(changed, torch.Tensor) and changed.untyped_storage().data_ptr() in self.state:
             raise TraceError(f"fx cannot record `{name}` changing a module's tensor in place, which it reads "

@@ -61,8 +61,8 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
                 args, kwargs = map_aggregate((args, kwargs), _detached)
             target, changed, (aliases, views) = _functional_target(node, kwargs, env, owners)
             if changed is not None and without_grad and grad_enabled and not _computed_without_grad(changed):
-                raise MutationError(f"`{op_name(traced_target(node))}` changes in place, with grad mode off, a value computed with "
-                                    "it on, which autograd differentiates as if unchanged; fxgrad refuses it")
+                raise MutationError(f"`{op_name(traced_target(node))}` changes in place, with grad mode off, a value "
+                                    "computed with it on, which autograd differentiates as if unchanged")
             env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
             if changed is not None:
                 _check_same_kind(node, env[changed], env[node])
@@ -224,8 +224,11 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
     twin = _out_of_place_twin(node, target, env)
     if twin is None and kwargs.get("inplace") is not True:
         return target, None, ([], [])
-    changed = node.args[0]
-    return (target if twin is None else twin), changed, _check_change(node, name, changed, env, owners)
+    target = target if twin is None else twin
+    changed = node.args[0] if node.args else None
+    if not _is_tensor_node(changed, env):  # (a number changed "in place" is a new number)
+        return target, None, ([], [])
+    return target, changed, _check_change(node, name, changed, env, owners)
 
 
 def _is_random(node: fx.Node, target: Any) -> bool:
@@ -249,6 +252,10 @@ _AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator
               operator.ilshift: operator.lshift, operator.irshift: operator.rshift}
 
 
+def _is_tensor_node(argument: Any, env: dict[fx.Node, Any]) -> bool:
+    return isinstance(argument, fx.Node) and isinstance(value(env.get(argument)), torch.Tensor)
+
+
 def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any],
                   owners: list[torch.nn.Module]) -> tuple[list[fx.Node], list[fx.Node]]:
     """The traced values that are the tensor `changed` itself (`y`, `y.contiguous()`), and those
@@ -257,9 +264,7 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
 
     Which values share elements is read from the example values, where a copy that a lowering
     writes as the value itself (`y.clone()`) shares them too: it keeps the old value, as in torch."""
-    changed_value = value(env.get(changed))
-    if not isinstance(changed, fx.Node) or not isinstance(changed_value, torch.Tensor):
-        return [], []
+    changed_value = value(env[changed])
     # (a view op in place changes what its tensor shows, not the elements its views share)
     only_metadata = _changes_only_metadata(node)
     sharing = [other for other in env if isinstance(other, fx.Node) and not _is_copy(other, env)
@@ -361,8 +366,7 @@ def _out_of_place_twin(node: fx.Node, target: Any, env: dict[fx.Node, Any]) -> A
     `torch.relu` for `torch.relu_`, `aten.add` for `aten.add_`, `operator.add` for `y += x` on a
     tensor; itself where none is known); None for an op that changes nothing."""
     if target in _AUGMENTED:  # in place on a tensor; on a number (a size), a new number
-        first = node.args[0] if node.args else None
-        return _AUGMENTED[target] if isinstance(value(env.get(first)), torch.Tensor) else None
+        return _AUGMENTED[target] if node.args and _is_tensor_node(node.args[0], env) else None
     if isinstance(node.target, torch._ops.OpOverload):
         return getattr(aten, target.__name__.rstrip("_")) if node.target._schema.is_mutable else None
     name = target if isinstance(target, str) else getattr(target, "__name__", "")
