@@ -15,9 +15,11 @@ attributes are the module's parameters. Every node keeps the user's source frame
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import linecache
+import operator
 import os
 import re
 import sys
@@ -30,7 +32,7 @@ import torch
 import torch.fx as fx
 from torch.overrides import TorchFunctionMode
 
-from .canon import RANDOM_FUNCTIONS, op_name, refuse_randomness
+from .canon import GRAD_DISABLED, RANDOM_FUNCTIONS, op_name, refuse_randomness
 from .errors import FxgradError, TraceError
 
 TRACERS = ("fx", "export", "aten")
@@ -65,6 +67,7 @@ def _returns_tuple(module: fx.GraphModule) -> bool:
     return isinstance(output.args[0], (tuple, list))
 
 
+@torch.enable_grad()  # grad mode is the function's own, not the caller's: see GRAD_DISABLED
 def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Trace:
     """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
     linecache.checkcache()  # source read for names and provenance: as it is now, not as first read
@@ -120,11 +123,36 @@ def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     if not isinstance(fn, torch.nn.Module) and _needs_wrapper(fn, len(inputs)):
         fn = _python_function_calling(fn, len(inputs))
     tracer = _SourceRecordingTracer(fn)
-    with _RefuseRandomness():  # fx runs a random call without tensor arguments, baking its draw in
-        graph = tracer.trace(fn)
-    module = fx.GraphModule(tracer.root, graph)
+    hooked = isinstance(fn, torch.nn.Module) and _has_forward_hooks(fn)
+    with _RefuseRandomness(), _RefuseStateChanges(fn):  # fx would run these for real, once
+        graph = tracer.trace(_calling_with_hooks(fn, len(inputs)) if hooked else fn)
+    if hooked:  # attributes are read from `fn` itself, not from the module calling it
+        for node in graph.nodes:
+            if node.op == "get_attr":
+                node.target = node.target.removeprefix(f"{_HOOKED}.")
+    module = fx.GraphModule(fn if hooked else tracer.root, graph)
     names = [node.target for node in graph.nodes if node.op == "placeholder"]
     return Trace(module, names, {name: name for name, _ in _named_parameters(fn)}, "fx", _returns_tuple(module))
+
+
+_HOOKED = "hooked"
+
+
+def _has_forward_hooks(module: torch.nn.Module) -> bool:
+    from torch.nn.modules import module as modules
+
+    return bool(module._forward_hooks or module._forward_pre_hooks or modules._global_forward_hooks
+                or modules._global_forward_pre_hooks)
+
+
+def _calling_with_hooks(module: torch.nn.Module, n_inputs: int) -> torch.nn.Module:
+    """A module whose forward calls `module` as a submodule, so that its forward hooks and
+    pre-hooks run: fx calls the forward of the module it traces directly, without them."""
+    arguments = _arguments(module, n_inputs)
+    forward = eval(f"lambda self, {arguments}: self.{_HOOKED}({arguments})")
+    caller = type(type(module).__name__, (torch.nn.Module,), {"forward": forward})()
+    setattr(caller, _HOOKED, module)
+    return caller
 
 
 class _RefuseRandomness(TorchFunctionMode):
@@ -132,6 +160,32 @@ class _RefuseRandomness(TorchFunctionMode):
         if func in RANDOM_FUNCTIONS:
             refuse_randomness(op_name(func))
         return func(*args, **(kwargs or {}))
+
+
+class _RefuseStateChanges(TorchFunctionMode):
+    """fx reads a module's buffers as real tensors, so an in-place change of one (`self.count += 1`,
+    batch norm's running statistics) would run once, at tracing, and leave no trace in the graph:
+    it is refused before it runs (export and make_fx record it)."""
+
+    def __init__(self, fn: Callable):
+        super().__init__()
+        self.state = {t.untyped_storage().data_ptr() for t in _module_tensors(fn)}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        in_place = name.endswith("_") and not name.endswith("__") or name in _IN_PLACE_DUNDERS or kwargs.get("inplace")
+        changed = args[0] if args else None
+        if in_place and isinstance(changed, torch.Tensor) and changed.untyped_storage().data_ptr() in self.state:
+            raise TraceError(f"fx cannot record `{name}` changing a module's tensor in place, which it reads "
+                             "as a constant")
+        return func(*args, **kwargs)
+
+
+# The operators of Python's augmented assignments (`y += x` calls `y.__iadd__(x)`).
+_AUGMENTED = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor", "lshift",
+              "rshift")
+_IN_PLACE_DUNDERS = {f"__i{name}__" for name in _AUGMENTED} | {"__setitem__"}
 
 
 class _SourceRecordingTracer(fx.Tracer):
@@ -168,18 +222,37 @@ class _SourceRecordingTracer(fx.Tracer):
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         node.stack_trace = self.user_stack()
+        if not torch.is_grad_enabled():  # fx runs the user's `with torch.no_grad():` for real
+            node.meta.setdefault("custom", {})[GRAD_DISABLED] = True
         return node
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _SourceProxy(node, self)
 
 
-class _SourceProxy(fx.Proxy):
+class _RecordsInPlace:
+    """Proxies that record `y[0] = v` and `y += x` (which fx's own do not: Python then falls
+    back to `y = y + x`, and an alias or view of `y` would miss the change)."""
+
+    def __setitem__(self, index, item) -> None:
+        self.tracer.create_proxy("call_function", operator.setitem, (self, index, item), {})
+
+
+class _SourceProxy(_RecordsInPlace, fx.Proxy):
     def __getattr__(self, attr: str) -> fx.proxy.Attribute:
         return _Attribute(self, attr)
 
 
-class _Attribute(fx.proxy.Attribute):
+def _record_augmented(name: str) -> Callable:
+    target = getattr(operator, f"i{name}")  # `operator.iadd` for `y += x`
+    return lambda self, other: self.tracer.create_proxy("call_function", target, (self, other), {})
+
+
+for _operator in _AUGMENTED:
+    setattr(_RecordsInPlace, f"__i{_operator}__", _record_augmented(_operator))
+
+
+class _Attribute(_RecordsInPlace, fx.proxy.Attribute):
     """`x.T`: fx makes its node only when the value is used, maybe after the user's function
     has returned, so the source line is taken when the attribute is read."""
 
@@ -202,7 +275,8 @@ class _Attribute(fx.proxy.Attribute):
 
 def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     module = fn if isinstance(fn, torch.nn.Module) else _as_module(fn, len(inputs))
-    exported = torch.export.export(module, tuple(_distinct(inputs)))
+    with _RefuseInferenceMode():
+        exported = torch.export.export(module, tuple(_distinct(inputs)))
     graph_module = exported.module()
     for node in list(graph_module.graph.nodes):
         if node.op == "call_module" and node.target == "_guards_fn":  # export's own input checks
@@ -216,9 +290,18 @@ def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
                  output_fields=fields)
 
 
-def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
-    from torch.fx.experimental.proxy_tensor import make_fx
+class _RefuseInferenceMode(TorchFunctionMode):
+    """export records `torch.no_grad()` regions (as `wrap_with_set_grad_enabled`), but no trace
+    of `torch.inference_mode()`: a value computed there would wrongly carry a gradient."""
 
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if torch.is_inference_mode_enabled():
+            raise TraceError("export records no trace of `torch.inference_mode()`, so the values computed "
+                             "there would wrongly carry a gradient; use `torch.no_grad()`, or tracer='fx' or 'aten'")
+        return func(*args, **(kwargs or {}))
+
+
+def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     if isinstance(fn, torch.nn.Module):
         names = [name for name, _ in _named_parameters(fn)]
         module, n_inputs = fn, len(inputs)
@@ -227,13 +310,54 @@ def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
             return torch.func.functional_call(module, dict(zip(names, args[n_inputs:])), tuple(args[:n_inputs]))
 
         parameters = [p.detach() for _, p in _named_parameters(fn)]
-        graph_module = make_fx(call, record_stack_traces=True)(*_distinct(inputs), *parameters)
+        with _state_kept(fn):
+            graph_module = _make_fx(call)(*_distinct(inputs), *parameters)
         placeholders = [node.name for node in graph_module.graph.nodes if node.op == "placeholder"]
         return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten",
                      _returns_tuple(graph_module))
-    graph_module = make_fx(_as_forward(fn, len(inputs)), record_stack_traces=True)(*_distinct(inputs))
+    graph_module = _make_fx(_as_forward(fn, len(inputs)))(*_distinct(inputs))
     _name_user_frames(graph_module, fn)
     return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten", _returns_tuple(graph_module))
+
+
+def _make_fx(fn: Callable) -> Callable:
+    """make_fx of `fn`, with the nodes recorded while grad mode is off marked GRAD_DISABLED."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    @functools.wraps(fn)
+    def marking(*args):
+        with _MarkGradDisabled():
+            return fn(*args)
+
+    def traced(*args):
+        with fx.traceback.preserve_node_meta():
+            return make_fx(marking, record_stack_traces=True)(*args)
+
+    return traced
+
+
+class _MarkGradDisabled(TorchFunctionMode):
+    """Annotates the ATen nodes a torch call records while grad mode is off (make_fx runs the
+    user's `with torch.no_grad():` for real, but records no trace of it)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if torch.is_grad_enabled():
+            return func(*args, **(kwargs or {}))
+        with fx.traceback.annotate({GRAD_DISABLED: True}):
+            return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def _state_kept(module: torch.nn.Module):
+    """make_fx runs the module on its own parameters and buffers: what it changes in place
+    there (refused later, or batch norm's running statistics) is put back after tracing."""
+    kept = [(t, t.detach().clone()) for t in _module_tensors(module)]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for t, copy in kept:
+                t.copy_(copy)
 
 
 def _distinct(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -274,6 +398,11 @@ def _named_parameters(fn: Callable) -> list[tuple[str, torch.nn.Parameter]]:
     return list(fn.named_parameters()) if isinstance(fn, torch.nn.Module) else []
 
 
+def _module_tensors(fn: Callable) -> list[torch.Tensor]:
+    """A module's parameters and buffers (none for a plain function)."""
+    return [*fn.parameters(), *fn.buffers()] if isinstance(fn, torch.nn.Module) else []
+
+
 def _input_names(fn: Callable, n_inputs: int) -> list[str]:
     """The user's names for the first `n_inputs` parameters of `fn` (or its `forward`)."""
     try:
@@ -309,11 +438,16 @@ def _needs_wrapper(fn: Callable, n_inputs: int) -> bool:
     return required <= n_inputs < code.co_argcount
 
 
-def _python_function_calling(fn: Callable, n_inputs: int) -> types.FunctionType:
+def _arguments(fn: Callable, n_inputs: int) -> str:
+    """`a, b`: the user's names for the inputs, as a wrapper's parameters (fx's placeholders)."""
     names = _input_names(fn, n_inputs)
     if not all(name.isidentifier() for name in names):
         names = [f"x{i}" for i in range(n_inputs)]
-    arguments = ", ".join(names)
+    return ", ".join(names)
+
+
+def _python_function_calling(fn: Callable, n_inputs: int) -> types.FunctionType:
+    arguments = _arguments(fn, n_inputs)
     wrapper = eval(f"lambda {arguments}: fn({arguments})", {"fn": fn})  # a fixed arity for the tracers
     wrapper.__name__ = wrapper.__qualname__ = _name(fn)
     return wrapper

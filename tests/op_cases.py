@@ -220,6 +220,10 @@ CASES = [
          (2, 5), literal_sizes=True),
     case("torch.chunk", lambda x: torch.chunk(x, 3, 0)[2], (7, 2), literal_sizes=True),
     case("Tensor.chunk", lambda x: x.chunk(2, -1)[0] * x.chunk(2, -1)[1], (3, 4)),
+    case("torch.unsafe_split", lambda x: torch.unsafe_split(x, 2, 1)[1] * 3, (2, 5), literal_sizes=True),
+    case("torch.unsafe_split_with_sizes", lambda x: torch.unsafe_split_with_sizes(x, [1, 4], 1)[1].exp(), (2, 5),
+         literal_sizes=True),
+    case("torch.unsafe_chunk", lambda x: torch.unsafe_chunk(x, 2, -1)[0] * torch.unsafe_chunk(x, 2, -1)[1], (3, 4)),
     case("torch.unbind", lambda x: torch.unbind(x, 1)[0] * torch.unbind(x, 1)[2], (2, 3), literal_sizes=True),
     case("Tensor.unbind", lambda x: x.unbind()[1], (2, 3), literal_sizes=True),
     # indexing

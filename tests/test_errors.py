@@ -115,16 +115,6 @@ def test_in_place_change_of_an_input_is_refused():
             fxgrad.derive(f, (torch.randn(3),), tracer=tracer)
 
 
-def test_in_place_change_of_a_value_read_again_is_refused():
-    def f(x):
-        y = x * 2
-        y.mul_(3)
-        return y + x
-
-    with pytest.raises(fxgrad.MutationError):
-        fxgrad.derive(f, (torch.randn(3),))
-
-
 def test_in_place_op_on_a_fresh_value_is_derived_as_its_functional_twin():
     def f(x):
         return (x * 2).tanh_() + F.relu(x - 1, inplace=True)
@@ -254,8 +244,8 @@ def test_in_place_torch_functions_are_seen_as_in_place():
     assert_matches_autograd(on_a_fresh_value, fxgrad.derive(on_a_fresh_value, (x,)), (x,))
 
 
-@pytest.mark.parametrize("alias", [lambda y: y.contiguous(), lambda y: y.float(), lambda y: y.detach()],
-                         ids=["contiguous", "float", "detach"])
+@pytest.mark.parametrize("alias", [lambda y: y.detach(), lambda y: y.view(-1), lambda y: y[1:]],
+                         ids=["detach", "view", "slice"])
 def test_in_place_change_through_an_alias_is_refused(alias):
     def f(x):
         y = x * 2

@@ -112,3 +112,119 @@ def test_dropout_in_training_is_refused_and_in_eval_is_identity():
     module.eval()
     grads = fxgrad.derive(module, (x,))(x, torch.ones(3, 4, dtype=torch.float64))
     torch.testing.assert_close(grads[0], module[0].weight.sum(0).expand(3, 4))
+
+
+@pytest.mark.parametrize("tracer", ["export", "aten", "auto"])
+@pytest.mark.parametrize("make_module, shape", [
+    (lambda: nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Tanh()), (4, 3)),
+    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Tanh()), (2, 2, 5, 5)),
+], ids=["BatchNorm1d", "BatchNorm2d"])
+def test_batch_norm_in_training_matches_autograd_and_leaves_the_running_statistics(make_module, shape, tracer):
+    module = make_module().double()
+    x = torch.randn(shape, dtype=torch.float64)
+    before = {name: t.clone() for name, t in module.state_dict().items()}
+    bwd = fxgrad.derive(module, (x,), tracer=tracer)
+    for name, t in module.state_dict().items():  # deriving changes none of them
+        assert torch.equal(t, before[name]), name
+    grad_output = torch.randn(module(x).shape, dtype=torch.float64)  # (updates the running statistics)
+    expected = autograd_grads(module, (x,), grad_output)
+    after_forward = {name: t.clone() for name, t in module.state_dict().items()}
+    assert not torch.equal(after_forward["1.running_mean"], before["1.running_mean"])
+    derived = bwd(x, grad_output)
+    for name, t in module.state_dict().items():  # the backward changes none of them
+        assert torch.equal(t, after_forward[name]), name
+    for d, e in zip(derived, expected):
+        torch.testing.assert_close(d, e)
+
+
+def test_batch_norm_is_beyond_fx_which_reads_its_input_checks_as_control_flow():
+    with pytest.raises(fxgrad.TraceError, match="fx could not trace"):
+        fxgrad.derive(nn.BatchNorm1d(3), (torch.randn(4, 3),), tracer="fx")
+
+
+def with_hook(register):
+    module = MLP().double()
+    register(module)
+    return module
+
+
+ROOT_HOOKS = {
+    "forward hook": lambda m: m.register_forward_hook(lambda module, args, out: out * 2),
+    "forward pre-hook": lambda m: m.register_forward_pre_hook(lambda module, args: (args[0].sin(),)),
+    "forward hook with kwargs": lambda m: m.register_forward_hook(
+        lambda module, args, kwargs, out: out.tanh(), with_kwargs=True),
+    "forward pre-hook with kwargs": lambda m: m.register_forward_pre_hook(
+        lambda module, args, kwargs: ((args[0] * 3,), kwargs), with_kwargs=True),
+    "hook reading a parameter": lambda m: m.register_forward_hook(lambda module, args, out: out * module.fc2.bias),
+}
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten", "auto"])
+@pytest.mark.parametrize("hook", ROOT_HOOKS)
+def test_the_root_modules_forward_hooks_are_honoured(hook, tracer):
+    module = with_hook(ROOT_HOOKS[hook])
+    x = torch.randn(5, 4, dtype=torch.float64)
+    bwd = fxgrad.derive(module, (x,), tracer=tracer)
+    assert bwd.grad_names == ["grad_x"] + [f"grad_{n}" for n, _ in module.named_parameters()]
+    grad_output = torch.randn(module(x).shape, dtype=torch.float64)
+    for derived, expected in zip(bwd(x, grad_output), autograd_grads(module, (x,), grad_output)):
+        torch.testing.assert_close(derived, expected)
+
+
+class Recurrent(nn.Module):
+    """A recurrent layer's outputs and final states, from a given initial state or from zeros."""
+
+    def __init__(self, rnn, initial_state=False):
+        super().__init__()
+        self.rnn, self.initial_state = rnn, initial_state
+
+    def forward(self, x, h0):
+        out, state = self.rnn(x, (h0, h0.cos()) if isinstance(self.rnn, nn.LSTM) else h0) if self.initial_state \
+            else self.rnn(x)
+        return (out, *state) if isinstance(state, tuple) else (out, state)
+
+
+RECURRENT = {
+    "LSTM 2 layers batch first": lambda: nn.LSTM(3, 4, num_layers=2, batch_first=True),
+    "LSTM bidirectional": lambda: nn.LSTM(3, 4, bidirectional=True),
+    "LSTM projections": lambda: nn.LSTM(3, 4, proj_size=2),
+    "GRU 2 layers": lambda: nn.GRU(3, 4, num_layers=2),
+    "RNN tanh": lambda: nn.RNN(3, 4),
+    "RNN relu no bias": lambda: nn.RNN(3, 4, nonlinearity="relu", bias=False),
+    "LSTM dropout in eval": lambda: nn.LSTM(3, 4, num_layers=2, dropout=0.5).eval(),
+}
+
+
+@pytest.mark.parametrize("tracer", ["export", "aten", "auto"])
+@pytest.mark.parametrize("initial_state", [False, True], ids=["zeros", "initial state"])
+@pytest.mark.parametrize("name", RECURRENT)
+def test_recurrent_layers_match_autograd(name, initial_state, tracer):
+    torch.manual_seed(0)
+    rnn = RECURRENT[name]().double()
+    module = Recurrent(rnn, initial_state)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
+    batch = x.shape[0] if rnn.batch_first else x.shape[1]
+    h0 = torch.randn(layers, batch, getattr(rnn, "proj_size", 0) or rnn.hidden_size, dtype=torch.float64)
+    if isinstance(rnn, nn.LSTM) and rnn.proj_size and initial_state:
+        pytest.skip("an LSTM with projections takes cells of another size than its outputs")
+    bwd = fxgrad.derive(module, (x, h0), tracer=tracer)
+    leaves = [x.clone().requires_grad_(), h0.clone().requires_grad_()]
+    outputs = module(*leaves)
+    grad_outputs = [torch.randn_like(out) for out in outputs]
+    expected = torch.autograd.grad(outputs, leaves + list(module.parameters()), grad_outputs, allow_unused=True,
+                                   materialize_grads=True)
+    for derived, e in zip(bwd(x, h0, *grad_outputs), expected):
+        torch.testing.assert_close(derived, e)
+
+
+@pytest.mark.parametrize("tracer", ["export", "aten", "auto"])
+def test_recurrent_dropout_in_training_is_refused(tracer):
+    module = Recurrent(nn.LSTM(3, 4, num_layers=2, dropout=0.5))
+    with pytest.raises(fxgrad.RandomnessError):
+        fxgrad.derive(module, (torch.randn(5, 2, 3), torch.randn(2, 2, 4)), tracer=tracer)
+
+
+def test_recurrent_layers_are_beyond_fx_which_reads_their_checks_as_control_flow():
+    with pytest.raises(fxgrad.TraceError, match="fx could not trace"):
+        fxgrad.derive(Recurrent(nn.GRU(3, 4)), (torch.randn(5, 2, 3), torch.randn(1, 2, 4)), tracer="fx")

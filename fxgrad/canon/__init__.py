@@ -36,8 +36,8 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
     selection,
     shape,
 )
-from .lowering import RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target
+from .lowering import GRAD_DISABLED, RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target
 from .registry import LOWERINGS, OPS, emit, lowers, op_name, supported_ops
 
-__all__ = ["OPS", "LOWERINGS", "RANDOM_FUNCTIONS", "canonicalize", "emit", "lowers", "op_name",
+__all__ = ["OPS", "LOWERINGS", "GRAD_DISABLED", "RANDOM_FUNCTIONS", "canonicalize", "emit", "lowers", "op_name",
            "refuse_randomness", "supported_ops", "traced_target"]

@@ -9,15 +9,24 @@ from typing import Any, Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+import torch.utils._pytree as pytree
 from torch.fx.node import map_aggregate
+from torch.fx.operator_schemas import normalize_function
 
 from ..errors import FxgradError, MutationError, RandomnessError, source_location
 from ..graph import GraphBuilder, nodes_after, value
-from .registry import LOWERINGS, aten, op_name
+from .norms import running_statistics
+from .registry import LOWERINGS, aten, emit, op_name
+
+
+# Marks a traced node recorded while grad mode was off (`torch.no_grad()`, `inference_mode()`,
+# `set_grad_enabled(False)`), in `node.meta["custom"]`, which fx's tracers copy from their
+# current annotations: its value is a constant, as autograd treats it.
+GRAD_DISABLED = "fxgrad_grad_disabled"
 
 
 def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: GraphBuilder,
-                 owners: list[torch.nn.Module]) -> Any:
+                 owners: list[torch.nn.Module], grad_enabled: bool = True) -> Any:
     """Append the body of `traced` to the builder's graph in canonical ops.
 
     `bindings` gives the value standing for each placeholder of `traced`, and for each get_attr
@@ -26,29 +35,80 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
     or a tuple of them).
     Nodes with no lowering are copied as they are: fine for values that carry no gradient
     (`x.shape`, `x > 0`); the reverse pass refuses them if a gradient must flow through them.
+    A node computed with grad mode off (`grad_enabled` False, or marked GRAD_DISABLED) reads its
+    tensor arguments detached, so no gradient flows through it.
     """
     env: dict[fx.Node, Any] = dict(bindings)
     graph = builder.graph
     for node in traced.graph.nodes:
         if node in env or _is_check(node):
             continue
-        args, kwargs = map_aggregate((node.args, node.kwargs), lambda a: env[a] if isinstance(a, fx.Node) else a)
+        if _is_submodule(traced, node):  # a region's graph, which the node running it reads
+            env[node] = traced.get_submodule(node.target)
+            continue
+        args, kwargs = _arguments(node, env)
         if node.op == "output":
             return args[0]
+        if node.target is _SET_GRAD_ENABLED:  # export: a region run with grad mode set
+            enabled, region, *operands = args
+            inputs = [n for n in region.graph.nodes if n.op == "placeholder"]
+            env[node] = canonicalize(region, dict(zip(inputs, operands)), builder, owners, enabled)
+            continue
         last_before = graph._root.prev  # the new nodes are the ones appended after this
         try:
-            result = _lower(node, _functional_target(node, kwargs, env), args, kwargs, owners, builder)
+            without_grad = not grad_enabled or _computed_without_grad(node)
+            if without_grad:
+                args, kwargs = map_aggregate((args, kwargs), _detached)
+            target, changed, (aliases, views) = _functional_target(node, kwargs, env, owners)
+            if changed is not None and without_grad and grad_enabled and not _computed_without_grad(changed):
+                raise MutationError(f"`{op_name(traced_target(node))}` changes in place, with grad mode off, a value "
+                                    "computed with it on, which autograd differentiates as if unchanged")
+            env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
+            if changed is not None:
+                _check_same_kind(node, env[changed], env[node])
+                for alias in aliases:  # later reads of the changed tensor see its new value
+                    env[alias] = env[node]
+                for view in views:  # and so do its views, made again from it
+                    env[view] = _append(view, traced_target(view), *_arguments(view, env), owners, builder,
+                                        graph._root.prev)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
-        created = nodes_after(last_before)
-        for new_node in created:
-            new_node.stack_trace = node.stack_trace
-        # The node standing for the traced value keeps the traced name (when it is a new node:
-        # a lowering may also return an existing one, as `x.t()` does for a vector).
-        if created and isinstance(result, fx.Proxy) and result.node is created[-1]:
-            result.node._rename(node.name)
-        env[node] = result
     raise AssertionError("a traced graph always ends with an output node")
+
+
+def _computed_without_grad(node: fx.Node) -> bool:
+    return bool(node.meta.get("custom", {}).get(GRAD_DISABLED))
+
+
+def _arguments(node: fx.Node, env: dict[fx.Node, Any]) -> tuple[tuple, dict]:
+    return map_aggregate((node.args, node.kwargs), lambda a: env[a] if isinstance(a, fx.Node) else a)
+
+
+_SET_GRAD_ENABLED = torch.ops.higher_order.wrap_with_set_grad_enabled
+
+
+def _is_submodule(traced: fx.GraphModule, node: fx.Node) -> bool:
+    return node.op == "get_attr" and isinstance(getattr(traced, node.target, None), torch.nn.Module)
+
+
+def _detached(argument: Any) -> Any:
+    if isinstance(argument, fx.Proxy) and isinstance(value(argument), torch.Tensor):
+        return emit(torch.detach, argument)
+    return argument
+
+
+def _append(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
+            builder: GraphBuilder, last_before: fx.Node) -> Any:
+    """Lower `node` and give the nodes appended after `last_before` its source and its name."""
+    result = _lower(node, target, args, kwargs, owners, builder)
+    created = nodes_after(last_before)
+    for new_node in created:
+        new_node.stack_trace = node.stack_trace
+    # The node standing for the traced value keeps the traced name (when it is a new node:
+    # a lowering may also return an existing one, as `x.t()` does for a vector).
+    if created and isinstance(result, fx.Proxy) and result.node is created[-1]:
+        result.node._rename(node.name)
+    return result
 
 
 def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
@@ -57,6 +117,8 @@ def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[t
         read = operator.attrgetter(node.target)
         owner = next(owner for owner in owners if _has_attribute(owner, node.target))
         return builder.attribute(node.target, read(owner))
+    if target in _TRACED_THROUGH:
+        return _through_aten_graph(node, args, kwargs, owners, builder)
     lowering = LOWERINGS.get(target)
     if lowering is not None:
         if node.op == "call_function" and node.target is builtins.getattr:
@@ -68,6 +130,31 @@ def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[t
     result = builder.create_proxy(node.op, _torch_level(node.target), args, kwargs, name=node.name)
     result.node.meta["fxgrad_source_target"] = traced_target(node)
     return result
+
+
+# ATen ops lowered through the graph of ATen ops make_fx records for them (as the "aten" tracer
+# does): torch's recurrent layers, whose cells are matmuls and pointwise ops.
+_TRACED_THROUGH = {aten.lstm, aten.gru, aten.rnn_tanh, aten.rnn_relu}
+
+
+def _through_aten_graph(node: fx.Node, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
+                        builder: GraphBuilder) -> Any:
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    tensors = [i for i, leaf in enumerate(leaves) if isinstance(leaf, fx.Proxy)]
+
+    def run(*examples):
+        filled = list(leaves)
+        for i, example in zip(tensors, examples):
+            filled[i] = example
+        run_args, run_kwargs = pytree.tree_unflatten(filled, spec)
+        return node.target(*run_args, **run_kwargs)
+
+    # (copies: make_fx merges arguments that are one tensor object)
+    graph_module = make_fx(run)(*(value(leaves[i]).detach().clone() for i in tensors))
+    placeholders = [n for n in graph_module.graph.nodes if n.op == "placeholder"]
+    return canonicalize(graph_module, dict(zip(placeholders, (leaves[i] for i in tensors))), builder, owners)
 
 
 def _has_attribute(owner: torch.nn.Module, target: str) -> bool:
@@ -111,41 +198,180 @@ def refuse_randomness(name: str) -> None:
     )
 
 
-def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any]) -> Any:
-    """The key `node` is lowered by: its traced target, or the out-of-place twin of an in-place
-    op (`add` for `add_`) that changes a value nothing else reads, where the two agree.
-    Refuses random ops, and in-place ops that would make a derived value differ from torch's."""
+def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
+                       owners: list[torch.nn.Module]) -> tuple[Any, Any, tuple[list[fx.Node], list[fx.Node]]]:
+    """The key `node` is lowered by, the traced value it changes in place (None if none), and
+    the traced values that are that tensor and the views made from it, to be given its new
+    value and to be made again from it (see `_check_change`).
+
+    An in-place op (`y.add_(x)`, `y += x`, `inplace=True`) is lowered as its out-of-place twin
+    (`add` for `add_`), and the changed value then stands for the result, as torch's
+    functionalisation does: later reads of `y`, of an alias that is `y` itself, or of a view
+    made from `y` (`y[0]`, `y.t()`) see the new value. Refused where a value would differ from
+    torch's: a change of an input, parameter or buffer (the caller would observe it; batch
+    norm's running statistics aside, which no gradient reads), a change
+    through a view whose base is read afterwards, `out=` and item assignment. Random ops are
+    refused too."""
     target = traced_target(node)
     name = op_name(target)
-    random = target in _RANDOM or (  # (dropout's lowering tells when it draws numbers)
-        isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags
-        and target not in LOWERINGS
-    )
-    if random:
+    if _is_random(node, target):
         refuse_randomness(name)
-    twin = _out_of_place_twin(node, target)
-    in_place = twin is not None
-    changed = node.args[0] if node.args else None
-    while isinstance(changed, fx.Node) and len(changed.users) == 1 and _shares_memory(changed, env):
-        changed = changed.args[0]  # changing a view or alias (`x.t()`, `x.contiguous()`) changes its tensor
-    fresh = (isinstance(changed, fx.Node) and changed.op not in ("placeholder", "get_attr")
-             and len(changed.users) == 1)
-    if kwargs.get("out") is not None or target is operator.setitem or ((in_place or kwargs.get("inplace") is True)
-                                                                        and not fresh):
+    if kwargs.get("out") is not None or target in _ITEM_ASSIGNMENTS:
         raise MutationError(
             f"`{name}` changes a tensor in place; fxgrad derives functions whose inputs and values do not "
-            "change (write `y = x + 1` rather than `x.add_(1)`, `F.relu(x)` rather than `F.relu(x, inplace=True)`)"
+            "change (write `y = x + 1` rather than `x.add_(1)`, `torch.where(mask, v, y)` rather than `y[mask] = v`)"
         )
-    return twin if in_place else target
+    twin = _out_of_place_twin(node, target, env)
+    if twin is None and kwargs.get("inplace") is not True:
+        return target, None, ([], [])
+    target = target if twin is None else twin
+    changed = node.args[0] if node.args else None
+    if not _is_tensor_node(changed, env):  # (a number changed "in place" is a new number)
+        return target, None, ([], [])
+    return target, changed, _check_change(node, name, changed, env, owners)
 
 
-def _out_of_place_twin(node: fx.Node, target: Any) -> Any:
+def _is_random(node: fx.Node, target: Any) -> bool:
+    if target in _RANDOM:
+        return True
+    if not isinstance(node.target, torch._ops.OpOverload) or torch.Tag.nondeterministic_seeded not in node.target.tags:
+        return False
+    if target in _TRACED_THROUGH:  # recurrent layers draw numbers for dropout between layers only
+        arguments = normalize_function(node.target, node.args, node.kwargs, normalize_to_only_use_kwargs=True).kwargs
+        return arguments["dropout"] > 0 and arguments["train"]
+    return target not in LOWERINGS  # (dropout's lowering tells when it draws numbers)
+
+
+_ITEM_ASSIGNMENTS = {operator.setitem, "Tensor.__setitem__"}
+
+# Python's augmented assignments (`y += x`), in place on a tensor, and their out-of-place twins.
+_AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+              operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv,
+              operator.imod: operator.mod, operator.ipow: operator.pow, operator.imatmul: operator.matmul,
+              operator.iand: operator.and_, operator.ior: operator.or_, operator.ixor: operator.xor,
+              operator.ilshift: operator.lshift, operator.irshift: operator.rshift}
+
+
+def _is_tensor_node(argument: Any, env: dict[fx.Node, Any]) -> bool:
+    return isinstance(argument, fx.Node) and isinstance(value(env.get(argument)), torch.Tensor)
+
+
+def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any],
+                  owners: list[torch.nn.Module]) -> tuple[list[fx.Node], list[fx.Node]]:
+    """The traced values that are the tensor `changed` itself (`y`, `y.contiguous()`), and those
+    that are views made from it, that `node` changes in place; refuses the change unless,
+    derived out of place, every value agrees with torch's.
+
+    Which values share elements is read from the example values, where a copy that a lowering
+    writes as the value itself (`y.clone()`) shares them too: it keeps the old value, as in torch."""
+    changed_value = value(env[changed])
+    # (a view op in place changes what its tensor shows, not the elements its views share)
+    only_metadata = _changes_only_metadata(node)
+    sharing = [other for other in env if isinstance(other, fx.Node) and not _is_copy(other, env)
+               and (other is changed or _overlap(value(env[other]), changed_value))]
+    # The tensor itself: linked to it by ops lowered as their argument (`y.float()` of a float
+    # tensor; `y` and the value of `y += x`, once derived), either way.
+    aliases, linked, grew = {changed}, set(sharing), True
+    while grew:
+        grew = False
+        for other in sharing:
+            base = other.args[0] if other.args else None
+            if (base in linked and (other in aliases) != (base in aliases) and env[other] is env[base]
+                    and _shares_memory(other, env)):
+                aliases |= {other, base}
+                grew = True
+    views = set()
+    for other in sharing:  # (env holds the nodes in graph order: a view comes after its base)
+        if other not in aliases and other.args and other.args[0] in aliases | views and _shares_memory(other, env):
+            views.add(other)
+    # Nodes before `node` are in env already (checks aside); every other user comes after it.
+    read_later = [other for other in sharing if other is not changed and any(
+        user is not node and user not in env and not _is_check(user) for user in other.users)]
+    not_made_again = [other for other in read_later if other not in aliases | views]
+    state = [other for other in sharing if other.op in ("placeholder", "get_attr")]
+    if state and not {_memory(value(env[other])) for other in state} <= running_statistics(owners[0]):
+        problem = "an input, parameter or buffer, which the caller would see changed"
+    elif not_made_again and not only_metadata:
+        problem = f"a tensor that `{not_made_again[0].name}`, read afterwards, shares memory with"
+    else:
+        if only_metadata:
+            return [changed], []
+        return [other for other in sharing if other in aliases], [other for other in sharing if other in views]
+    raise MutationError(
+        f"`{name}` changes in place {problem}; fxgrad derives functions whose inputs do not change and whose "
+        "views see the values they were made from (write `y = x + 1` rather than `x.add_(1)`, "
+        "`F.relu(x)` rather than `F.relu(x, inplace=True)`)"
+    )
+
+
+def _memory(example: Any) -> int | None:
+    """Where a tensor's elements live (its storage), to tell views and aliases of one tensor."""
+    if isinstance(example, torch.Tensor) and example.device.type != "meta" and example.untyped_storage().nbytes():
+        return example.untyped_storage().data_ptr()
+    return None
+
+
+def _is_copy(node: fx.Node, env: dict[fx.Node, Any]) -> bool:
+    """Whether `node` copies its argument (`clone`, or `contiguous` of a non-contiguous tensor),
+    which lowerings may write as the argument itself, since the two are equal."""
+    target = traced_target(node)
+    if target in (torch.clone, "Tensor.clone", aten.clone, aten._to_copy):
+        return True
+    argument = value(env.get(node.args[0])) if node.args and isinstance(node.args[0], fx.Node) else None
+    return target in ("Tensor.contiguous", aten.contiguous) and not (
+        isinstance(argument, torch.Tensor) and argument.is_contiguous())
+
+
+def _overlap(a: Any, b: torch.Tensor) -> bool:
+    """Whether tensor `a` has an element in `b`'s memory (a chunk of a tensor has none in the
+    other chunks)."""
+    if _memory(a) is None or _memory(a) != _memory(b):
+        return False
+    if a.dtype != b.dtype:  # (elements of other sizes: taken to overlap)
+        return True
+    return bool((_elements(a) & _elements(b)).any())
+
+
+def _elements(t: torch.Tensor) -> torch.Tensor:
+    """Which elements of its storage `t` covers, as a mask of the storage."""
+    mask = torch.zeros(t.untyped_storage().nbytes() // t.element_size(), dtype=torch.bool)
+    mask.as_strided(t.shape, t.stride(), t.storage_offset()).fill_(True)
+    return mask
+
+
+def _check_same_kind(node: fx.Node, changed: Any, result: Any) -> None:
+    """An in-place op keeps its tensor's shape and dtype (`y *= x` with a float64 `x` leaves a
+    float32 `y` float32) where the out-of-place twin may promote or broadcast: refuse that."""
+    before, after = value(changed), value(result)
+    if after.dtype != before.dtype or (after.shape != before.shape and not _changes_only_metadata(node)):
+        raise MutationError(
+            f"`{op_name(traced_target(node))}` changes a {before.dtype} tensor of shape {tuple(before.shape)} in place "
+            f"to a value computed as {after.dtype} of shape {tuple(after.shape)}; write it out of place with an "
+            "explicit conversion"
+        )
+
+
+def _changes_only_metadata(node: fx.Node) -> bool:
+    """Whether `node` is an in-place view op (`t_`, `squeeze_`, `transpose_`: tagged
+    `inplace_view`), which changes the shape its tensor shows and no element."""
+    if isinstance(node.target, torch._ops.OpOverload):
+        return torch.Tag.inplace_view in node.target.tags
+    packet = getattr(aten, op_name(traced_target(node)).rsplit(".", 1)[-1], None)
+    return isinstance(packet, torch._ops.OpOverloadPacket) and any(
+        torch.Tag.inplace_view in getattr(packet, overload).tags for overload in packet.overloads())
+
+
+def _out_of_place_twin(node: fx.Node, target: Any, env: dict[fx.Node, Any]) -> Any:
     """For an in-place op, the key of its out-of-place twin (`Tensor.add` for `Tensor.add_`,
-    `torch.relu` for `torch.relu_`, `aten.add` for `aten.add_`; itself where none is known);
-    None for an op that changes nothing."""
+    `torch.relu` for `torch.relu_`, `aten.add` for `aten.add_`, `operator.add` for `y += x` on a
+    tensor; itself where none is known); None for an op that changes nothing."""
+    if target in _AUGMENTED:  # in place on a tensor; on a number (a size), a new number
+        return _AUGMENTED[target] if node.args and _is_tensor_node(node.args[0], env) else None
     if isinstance(node.target, torch._ops.OpOverload):
         return getattr(aten, target.__name__.rstrip("_")) if node.target._schema.is_mutable else None
     name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    if getattr(operator, name, None) is target:  # `operator.and_` is `a & b`, not in place
+        return None
     if not name.endswith("_") or name.endswith("__"):
         return None
     if isinstance(target, str):

@@ -4,7 +4,6 @@ batch norm), each one canonical op with a closed-form backward."""
 import torch
 import torch.nn.functional as F
 
-from ..errors import MutationError
 from ..graph import value
 from ..shapes import last_dims
 from .reduction import reduction_dims
@@ -132,13 +131,16 @@ def _native_group_norm(input, weight, bias, N, C, HxW, group, eps):
 @lowers(F.batch_norm)
 def _batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                 eps=1e-05):
-    if training and (running_mean is not None or running_var is not None):
-        raise MutationError(
-            "batch_norm in training mode with running statistics updates them in place; fxgrad derives "
-            "functions whose values do not change (pass running_mean=None and running_var=None to normalise "
-            "by the batch's statistics, or use eval mode)"
-        )
+    if training:  # normalised by the batch's statistics; their running average, updated in place,
+        running_mean = running_var = None  # is no part of the value or the gradient
     return emit(F.batch_norm, input, running_mean, running_var, weight, bias, eps)
+
+
+def running_statistics(module: torch.nn.Module) -> set[int]:
+    """Where the buffers that torch's batch norm modules update in training live (running mean
+    and variance, the count of batches): changing them touches no value the gradient reads."""
+    return {buffer.untyped_storage().data_ptr() for submodule in module.modules()
+            if isinstance(submodule, torch.nn.modules.batchnorm._BatchNorm) for buffer in submodule.buffers()}
 
 
 @lowers(aten.batch_norm)

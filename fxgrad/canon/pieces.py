@@ -51,13 +51,14 @@ def _stack(tensors, dim=0):
     return emit(torch.stack, tuple(tensors), static_dim(dim))
 
 
-@lowers(torch.split, "Tensor.split", aten.split, aten.split_with_sizes)
+@lowers(torch.split, "Tensor.split", aten.split, aten.split_with_sizes, torch.unsafe_split, aten.unsafe_split,
+        torch.unsafe_split_with_sizes, aten.unsafe_split_with_sizes)
 def _split(input, split_size_or_sections, dim=0):
     sections = split_size_or_sections
     return emit(torch.split, input, tuple(sections) if isinstance(sections, list) else sections, static_dim(dim))
 
 
-@lowers(torch.chunk, "Tensor.chunk", aten.chunk)
+@lowers(torch.chunk, "Tensor.chunk", aten.chunk, torch.unsafe_chunk, aten.unsafe_chunk)
 def _chunk(input, chunks, dim=0):
     return emit(torch.chunk, input, chunks, static_dim(dim))
 
