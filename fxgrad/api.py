@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -126,7 +127,8 @@ def derive(
 @dataclass
 class Derivation:
     """A derived graph: placeholders for the inputs and one incoming gradient per output; it
-    returns `fn`'s outputs first if asked (`with_outputs`), then the gradients."""
+    returns `fn`'s outputs first if asked (`with_outputs`), followed by the new values of the
+    buffers it updates in place (`state`), then the gradients."""
 
     graph: fx.Graph
     attributes: dict[str, Any]  # what its get_attr nodes read: parameters, buffers, constants
@@ -137,6 +139,7 @@ class Derivation:
     parameters: list[str]  # the module's parameters, differentiated after the inputs
     returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
     guards: Guards  # what the graph assumes about its calls
+    state: list[str] = dataclasses.field(default_factory=list)  # the attributes updated (with_outputs)
 
 
 def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequence[int] | None = None,
@@ -202,11 +205,13 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
             results.append(torch.zeros_like(proxy))
         else:
             results.append(grads[proxy])
-    returned = (outputs if with_outputs else []) + results
+    # the function's outputs, then the new values of the buffers it updates (for fxgrad.function)
+    state = [(node, new) for node, new in builder.state_updates.items() if node.op == "get_attr"] if with_outputs else []
+    returned = (outputs + [new for _, new in state] if with_outputs else []) + results
     graph.output(tuple(r.node if isinstance(r, fx.Proxy) else r for r in returned))
     graph.eliminate_dead_code()
     # what each returned value is: an output of fn (None), or the gradient of a value
-    gradient_of = [None] * (len(outputs) if with_outputs else 0) + [p.node for p in differentiable_proxies]
+    gradient_of = [None] * (len(outputs) + len(state) if with_outputs else 0) + [p.node for p in differentiable_proxies]
     if simplify:
         simplifier.simplify(graph, builder)
         simplifier.finish(graph, gradient_of)
@@ -221,7 +226,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
         forward=None if traced.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
     )
     return Derivation(graph, builder.attributes, grad_names, [x.shape for x in inputs], output_shapes,
-                      output_names, list(parameters), traced.returns_tuple, guards)
+                      output_names, list(parameters), traced.returns_tuple, guards, [node.target for node, _ in state])
 
 
 def _copy_computing(graph: fx.Graph, outputs: list) -> fx.Graph:

@@ -10,6 +10,7 @@ saved values and the incoming gradients. The backward never re-runs the forward,
 from __future__ import annotations
 
 import inspect
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -31,6 +32,9 @@ class Partition:
     n_outputs: int
     n_saved: int
     returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
+    # the buffers the forward updates (batch norm's running statistics), whose new values it
+    # returns after the outputs: (*outputs, *new values, *saved)
+    state: list[str] = field(default_factory=list)
     generic: bool = False  # whether its sizes are read at run time, so that it may hold at other sizes
     holds: dict = field(default_factory=dict)  # argument sizes checked, to whether it holds at them
 
@@ -38,7 +42,7 @@ class Partition:
         """Whether this partition is right for arguments of these sizes (checked once per sizes)."""
         sizes = tuple(tuple(x.shape) for x in args)
         if sizes not in self.holds:
-            self.holds[sizes] = self.generic and holds_at(self.forward, self.backward, self.n_outputs, args)
+            self.holds[sizes] = self.generic and holds_at(self.forward, self.backward, self.n_outputs, len(self.state), args)
         return self.holds[sizes]
 
 
@@ -50,7 +54,8 @@ def partition(derivation: Derivation) -> Partition:
     inputs, grad_outputs = placeholders[: len(derivation.input_shapes)], placeholders[len(derivation.input_shapes):]
     parameters = [node for node in graph.nodes if node.op == "get_attr" and node.target in derivation.parameters]
     output = next(node for node in graph.nodes if node.op == "output")
-    outputs, gradients = output.args[0][:n_outputs], output.args[0][n_outputs:]
+    n_state = len(derivation.state)
+    outputs, gradients = output.args[0][:n_outputs + n_state], output.args[0][n_outputs + n_state:]
 
     forward_values = set(inputs) | set(parameters)
     for node in graph.nodes:
@@ -90,7 +95,7 @@ def partition(derivation: Derivation) -> Partition:
         part.set_codegen(ReadableCodeGen(provenance=False))
     forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
     backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
-    return Partition(forward, backward, n_outputs, len(saved), derivation.returns_tuple)
+    return Partition(forward, backward, n_outputs, len(saved), derivation.returns_tuple, derivation.state)
 
 
 def _reads_size(node: fx.Node) -> bool:
@@ -182,10 +187,12 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
             parts, forward, backward = partition_of(key(ctx.needs_input_grad, args), args)
             with torch._C._DisableAutocast():  # the graph holds autocast's casts: run it as recorded
                 results = forward(*args)
-            outputs, saved = results[: parts.n_outputs], results[parts.n_outputs:]
+            n_returned = parts.n_outputs + len(parts.state)
+            outputs, saved = results[: parts.n_outputs], results[n_returned:]
+            _write_state(parts, results[parts.n_outputs:n_returned])
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
-            ctx.forward_module, ctx.backward_module, ctx.n_outputs = forward, backward, parts.n_outputs
+            ctx.forward_module, ctx.backward_module, ctx.n_returned = forward, backward, n_returned
             ctx.tensor_positions = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
             ctx.save_for_backward(*(saved[i] for i in ctx.tensor_positions))
             ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
@@ -230,7 +237,15 @@ def _saved_values_recorded(ctx) -> list:
                 "the values it was called with"
             )
     with torch._C._DisableAutocast():
-        return list(ctx.forward_module(*ctx.args)[ctx.n_outputs:])
+        return list(ctx.forward_module(*ctx.args)[ctx.n_returned:])
+
+
+def _write_state(parts: Partition, values: Sequence[torch.Tensor]) -> None:
+    """Write the new values of the buffers the forward updates (batch norm's running statistics
+    in training) into them, in place, as the function does when run eagerly."""
+    with torch.no_grad():
+        for target, new in zip(parts.state, values):
+            operator.attrgetter(target)(parts.forward).copy_(new)
 
 
 def _modules(fn: Callable) -> list[torch.nn.Module]:

@@ -37,6 +37,16 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
     def __init__(self, graph: fx.Graph):
         super().__init__(graph)
         self.attributes: dict[str, Any] = {}
+        # the buffers the function changes in place (batch norm's running statistics), by the
+        # get_attr node that reads them, and their new values: written back by fxgrad.function
+        self.state_updates: dict[fx.Node, fx.Proxy] = {}
+
+    def update_state(self, buffer: fx.Proxy, new: fx.Proxy) -> None:
+        for node, previous in self.state_updates.items():
+            if previous.node is buffer.node:  # a buffer changed again: its new value replaces the last
+                self.state_updates[node] = new
+                return
+        self.state_updates[buffer.node] = new
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)

@@ -164,15 +164,17 @@ def cast_gradients(guards: Guards, args: tuple) -> tuple:
     return (*args[:n], *grads)
 
 
-def holds_at(forward: fx.GraphModule, backward: fx.GraphModule, n_outputs: int, args: Sequence[torch.Tensor]) -> bool:
+def holds_at(forward: fx.GraphModule, backward: fx.GraphModule, n_outputs: int, n_state: int,
+             args: Sequence[torch.Tensor]) -> bool:
     """Whether a forward and backward, cut from one derived graph (`fxgrad.function`), hold for
     arguments of these sizes: run on meta tensors of their shapes, every value must broadcast as
-    it did at derive time. Anything that does not run on meta tensors counts as not holding."""
+    it did at derive time. Anything that does not run on meta tensors counts as not holding.
+    The forward returns `(*outputs, *n_state new buffer values, *saved)`."""
     meta = [torch.empty(x.shape, dtype=x.dtype, device="meta") for x in args]
     try:
         results = _CheckingInterpreter(forward, "", on_meta=True).run(*meta)
         grads = [torch.empty_like(out) for out in results[:n_outputs]]
-        _CheckingInterpreter(backward, "", on_meta=True).run(*results[n_outputs:], *grads)
+        _CheckingInterpreter(backward, "", on_meta=True).run(*results[n_outputs + n_state:], *grads)
     except Exception:  # noqa: BLE001 (any failure means: derive again at these sizes)
         return False
     return True

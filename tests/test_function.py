@@ -1,5 +1,7 @@
 """fxgrad.function: the derived backward as the autograd node of an ordinary training step."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -154,14 +156,16 @@ class TrainsOtherwise(nn.Module):
         return torch.tanh(x) * 2 if self.training else torch.sin(x)
 
 
-def assert_step_matches_eager(f, module, x):
+def assert_step_matches_eager(f, module, x, eager_module=None):
+    """One step of `f` against `module` run eagerly (or its copy `eager_module`, where the step
+    changes the module's buffers)."""
+    eager_module = module if eager_module is None else eager_module
     derived, eager = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out, expected = f(derived), module(eager)
+    out, expected = f(derived), eager_module(eager)
     torch.testing.assert_close(out, expected)
     grad = torch.randn_like(expected)
-    parameters = list(module.parameters())
-    got = torch.autograd.grad(out, [derived, *parameters], grad)
-    want = torch.autograd.grad(expected, [eager, *parameters], grad)
+    got = torch.autograd.grad(out, [derived, *module.parameters()], grad)
+    want = torch.autograd.grad(expected, [eager, *eager_module.parameters()], grad)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w)
 
@@ -182,21 +186,20 @@ def test_switching_modes_derives_for_each_and_reuses_what_was_derived(monkeypatc
     assert len(derivations) == 2  # one per mode, each derived once
 
 
-def test_batch_norm_follows_the_mode_it_is_called_in():
-    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).double()
+@pytest.mark.parametrize("norm, shape", [(nn.BatchNorm1d, (6, 3)), (nn.BatchNorm2d, (6, 3, 4, 4))], ids=["1d", "2d"])
+def test_batch_norm_follows_the_mode_it_is_called_in_and_updates_its_statistics(norm, shape):
+    model = nn.Sequential(nn.Conv2d(3, 3, 1) if len(shape) == 4 else nn.Linear(3, 3), norm(3)).double()
     model[1].running_mean.uniform_(-1, 1)
     model[1].running_var.uniform_(0.5, 2)
-    x = torch.randn(6, 3, dtype=torch.float64)
-    f = fxgrad.function(model, (x,))
-    with pytest.raises(fxgrad.MutationError, match="num_batches_tracked.add_"):  # train: statistics updated in place
-        f(x.clone().requires_grad_())
-    model.eval()
-    assert_step_matches_eager(f, model, x)
-    model.train()
-    with pytest.raises(fxgrad.MutationError, match="num_batches_tracked.add_"):
-        f(x.clone().requires_grad_())  # as the eval step: only the mode differs
-    model.eval()
-    assert_step_matches_eager(f, model, x)
+    eager = copy.deepcopy(model)
+    f = fxgrad.function(model, (torch.randn(*shape, dtype=torch.float64),))
+    for mode in (True, True, False, True, False):  # train: the batch's statistics, written into the buffers
+        model.train(mode)
+        eager.train(mode)
+        x = torch.randn(*shape, dtype=torch.float64)
+        assert_step_matches_eager(f, model, x, eager)
+        for (name, got), want in zip(model.named_buffers(), eager.buffers()):
+            torch.testing.assert_close(got, want, msg=name)
 
 
 def test_dropout_derived_in_eval_is_refused_in_training():

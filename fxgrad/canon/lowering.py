@@ -63,9 +63,12 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             if changed is not None and without_grad and grad_enabled and not _computed_without_grad(changed):
                 raise MutationError(f"`{op_name(traced_target(node))}` changes in place, with grad mode off, a value "
                                     "computed with it on, which autograd differentiates as if unchanged")
+            before = env.get(changed)
             env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
             if changed is not None:
                 _check_same_kind(node, env[changed], env[node])
+                if changed.op in ("get_attr", "placeholder") and isinstance(before, fx.Proxy):
+                    builder.update_state(before, env[node])  # a running statistic (others are refused)
                 for alias in aliases:  # later reads of the changed tensor see its new value
                     env[alias] = env[node]
                 for view in views:  # and so do its views, made again from it

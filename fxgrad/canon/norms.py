@@ -131,9 +131,22 @@ def _native_group_norm(input, weight, bias, N, C, HxW, group, eps):
 @lowers(F.batch_norm)
 def _batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                 eps=1e-05):
-    if training:  # normalised by the batch's statistics; their running average, updated in place,
-        running_mean = running_var = None  # is no part of the value or the gradient
+    if training:  # normalised by the batch's statistics; their running averages, updated in place,
+        if running_mean is not None:  # are no part of the value or the gradient: a state update
+            _update_running_statistics(input, running_mean, running_var, momentum)
+        running_mean = running_var = None
     return emit(F.batch_norm, input, running_mean, running_var, weight, bias, eps)
+
+
+def _update_running_statistics(input, running_mean, running_var, momentum: float) -> None:
+    """Batch norm's running averages after this batch, as torch updates them in training (the
+    variance unbiased): new values of the buffers, which `fxgrad.function`'s forward writes."""
+    batch = emit(torch.detach, input)
+    channels = (0, *range(2, value(input).ndim))
+    mean, var = batch.mean(channels), batch.var(channels, correction=1)
+    builder = input.tracer
+    builder.update_state(running_mean, running_mean * (1 - momentum) + mean * momentum)
+    builder.update_state(running_var, running_var * (1 - momentum) + var * momentum)
 
 
 def running_statistics(module: torch.nn.Module) -> set[int]:
