@@ -241,6 +241,8 @@ CASES = [
     case("[tensor, slice]", lambda x, i: x[i, ::2], (3, 4), Index(3)),
     case("Tensor.narrow", lambda x: x.narrow(1, 1, 2), (3, 4)),
     case("torch.narrow", lambda x: torch.narrow(x, 0, 0, 1), (3, 4)),
+    case("narrow the last k", lambda x: x.narrow(1, -2, 2), (3, 4)),
+    case("narrow from the end", lambda x: x.narrow(-1, -3, 2), (3, 4)),
     case("Tensor.select", lambda x: x.select(0, 1), (3, 4)),
     case("torch.select", lambda x: torch.select(x, -1, 0), (3, 4)),
     # copies

@@ -120,7 +120,10 @@ def _aten_slice(input, dim=0, start=None, end=None, step=1):
 def _narrow(input, dim, start, length):
     if _is_tensor(start):  # its value may differ from call to call, where a derived graph fixes slices
         unsupported_argument("narrow with a tensor start (pass an int, or `start.item()` outside the function)")
-    return _slice(input, dim_in_range(input, dim), start, start + length, 1)
+    end = start + length
+    if isinstance(start, int) and start < 0 and end == 0:  # the last `length`: up to the end, not to 0
+        end = None
+    return _slice(input, dim_in_range(input, dim), start, end, 1)
 
 
 @lowers(aten.index)
