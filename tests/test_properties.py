@@ -1,6 +1,7 @@
-"""Property tests: random compositions of 2-30 supported ops, on random shapes that broadcast,
-derived and compared with torch.autograd in float64, then called at other sizes: the guards
-hold or refuse, the gradients never silently differ.
+"""Property tests: random compositions of 2-30 supported ops (no_grad regions, aliases and
+views changed in place among them), on random shapes that broadcast, derived and compared with
+torch.autograd in float64, then called at other sizes: the guards hold or refuse, the gradients
+never silently differ.
 
 A bounded run goes with the suite; `FXGRAD_PROPERTY_EXAMPLES=10000 pytest tests/test_properties.py`
 runs a long one.
@@ -21,6 +22,36 @@ import fxgrad
 from checks import autograd_grads, random_grad_outputs
 
 EXAMPLES = int(os.environ.get("FXGRAD_PROPERTY_EXAMPLES", "300"))
+
+
+def no_grad_scale(x):
+    with torch.no_grad():
+        s = x * 2 + 1  # a constant, as autograd treats it
+    return x * s
+
+
+def grad_back_on(x):
+    with torch.no_grad():
+        c = x.tanh()
+        with torch.enable_grad():
+            t = x * x
+    return t + c
+
+
+def alias_then_in_place(x):
+    y = x * 1.5
+    r = y
+    y *= x  # r is y: it sees the new value
+    return r + y
+
+
+def view_sees_change(x):
+    y = x + 0.5
+    v = y.unsqueeze(0)
+    y.mul_(3)  # the view made before the change shows the new value
+    return v.squeeze(0) * 2
+
+
 
 # Unary ops, each safe on any real input (the ones with a restricted domain take a safe argument).
 UNARY = {
@@ -43,6 +74,10 @@ UNARY = {
     "shift": lambda x: 1.5 - x,
     "detach": lambda x: x.detach() * x,
     "clone": torch.clone,
+    "no_grad": no_grad_scale,
+    "enable_grad": grad_back_on,
+    "alias_in_place": alias_then_in_place,
+    "view_in_place": view_sees_change,
 }
 BINARY = {
     "add": torch.add,
