@@ -37,6 +37,10 @@ class Backward(fx.GraphModule):
     def __call__(self, *args: Any, **kwargs: Any) -> tuple:
         self.guards.check(args, kwargs)
         args = cast_gradients(self.guards, args)
+        with torch._C._DisableAutocast():  # the graph holds the casts it was derived with: run it as printed
+            return self._run(args)
+
+    def _run(self, args: tuple) -> tuple:
         if self.guards.needs_checked_run(args):
             return self.guards.checked_run(self, args)
         try:

@@ -33,7 +33,7 @@ import torch.fx as fx
 from torch.overrides import TorchFunctionMode
 
 from .canon import GRAD_DISABLED, RANDOM_FUNCTIONS, op_name, refuse_randomness
-from .errors import FxgradError, TraceError
+from .errors import FxgradError, TraceError, source_location
 
 TRACERS = ("fx", "export", "aten")
 
@@ -78,7 +78,7 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
         tracer = "aten"
     if tracer == "auto":
         reasons = []
-        for candidate in ("fx", "export"):
+        for candidate in TRACERS:
             try:
                 traced = trace(fn, inputs, candidate)
             except TraceError as error:
@@ -222,6 +222,9 @@ class _SourceRecordingTracer(fx.Tracer):
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         node.stack_trace = self.user_stack()
+        if torch._C._is_any_autocast_enabled():  # fx records no casts: the ops would run in full precision
+            raise TraceError(f"fx does not record the casts of the autocast region at {source_location(node)} "
+                             "(make_fx, tracer='aten', does)")
         if not torch.is_grad_enabled():  # fx runs the user's `with torch.no_grad():` for real
             node.meta.setdefault("custom", {})[GRAD_DISABLED] = True
         return node
@@ -279,6 +282,9 @@ def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
         exported = torch.export.export(module, tuple(_distinct(inputs)))
     graph_module = exported.module()
     for node in list(graph_module.graph.nodes):
+        if node.target is torch.ops.higher_order.wrap_with_autocast:
+            raise TraceError(f"export records the autocast region at {source_location(node)} as a region fxgrad does "
+                             "not lower (make_fx, tracer='aten', records its casts)")
         if node.op == "call_module" and node.target == "_guards_fn":  # export's own input checks
             graph_module.graph.erase_node(node)
     _name_user_frames(graph_module, fn)

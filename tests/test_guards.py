@@ -206,3 +206,14 @@ def test_a_value_the_function_fails_on_is_an_input_error_at_its_line():
     bwd = fxgrad.derive(fn, (randn(4, 5), torch.tensor([0, 1, 2, 3])))
     with pytest.raises(InputError, match=r"fails on these inputs at <lambda> line \d+.*out of bounds"):
         bwd(randn(4, 5), torch.tensor([0, 1, 7, 2]), randn(()))
+
+
+def test_a_backward_runs_as_printed_under_autocast():
+    fn = lambda x, w: torch.tanh(x @ w)  # noqa: E731
+    x, w, g = torch.randn(4, 3), torch.randn(3, 2), torch.randn(4, 2)
+    bwd = fxgrad.derive(fn, (x, w))
+    outside = bwd(x, w, g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = bwd(x, w, g)
+    for a, b in zip(outside, inside):
+        assert torch.equal(a, b)

@@ -68,3 +68,22 @@ def test_data_dependent_control_flow_is_refused_with_every_reason():
 def test_unknown_tracer():
     with pytest.raises(fxgrad.TraceError, match="tracer must be"):
         fxgrad.derive(torch.tanh, (torch.randn(3),), tracer="jit")
+
+
+def autocast_inside(x, w):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = x @ w
+    return y.float().tanh().sum()
+
+
+def test_an_autocast_region_inside_the_function_is_traced_by_make_fx():
+    x, w = torch.randn(4, 3), torch.randn(3, 2)
+    for tracer in ("fx", "export"):  # neither records autocast's casts: refused rather than derived in float32
+        with pytest.raises(fxgrad.TraceError, match="autocast region"):
+            fxgrad.derive(autocast_inside, (x, w), tracer=tracer)
+    bwd = fxgrad.derive(autocast_inside, (x, w))  # auto: fx, export, then make_fx
+    leaves = (x.clone().requires_grad_(), w.clone().requires_grad_())
+    expected = torch.autograd.grad(autocast_inside(*leaves), leaves)
+    for got, want in zip(bwd(x, w, torch.ones(())), expected):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want)
