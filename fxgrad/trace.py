@@ -71,6 +71,7 @@ def _returns_tuple(module: fx.GraphModule) -> bool:
 def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Trace:
     """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
     linecache.checkcache()  # source read for names and provenance: as it is now, not as first read
+    _refuse_backward_hooks(fn)
     if autocast_state(inputs):  # only make_fx records autocast's casts; fx and export would leave them out
         if tracer not in ("auto", "aten"):
             raise TraceError(f"under torch.autocast, `{_name(fn)}` can be traced by make_fx (tracer='aten') only: "
@@ -103,6 +104,21 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
 
 
 _TRACER_NAMES = {"export": "torch.export", "aten": "make_fx"}
+
+
+def _refuse_backward_hooks(fn: Callable) -> None:
+    """Backward hooks change the gradients autograd computes, and no tracer records them: a
+    derived backward would leave them out."""
+    from torch.nn.modules import module as nn_module
+
+    hooked = [("every module (a global hook)", None)] if (nn_module._global_backward_hooks
+                                                          or nn_module._global_backward_pre_hooks) else []
+    if isinstance(fn, torch.nn.Module):
+        hooked += [(f"`{name or type(fn).__name__}`", m) for name, m in fn.named_modules()
+                   if m._backward_hooks or m._backward_pre_hooks]
+    if hooked:
+        raise TraceError(f"{hooked[0][0]} has a backward hook, which changes the gradients autograd computes and "
+                         "which a derived backward does not run: remove it, or apply it to the derived gradients")
 
 
 def _user_line(error: Exception) -> str:

@@ -87,3 +87,21 @@ def test_an_autocast_region_inside_the_function_is_traced_by_make_fx():
     for got, want in zip(bwd(x, w, torch.ones(())), expected):
         assert got.dtype == want.dtype
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten", "auto"])
+def test_backward_hooks_are_refused(tracer):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh())
+    model[0].register_full_backward_hook(lambda module, grad_input, grad_output: (grad_input[0] * 10,))
+    with pytest.raises(fxgrad.TraceError, match="`0` has a backward hook"):
+        fxgrad.derive(model, (torch.randn(2, 3),), tracer=tracer)
+
+
+def test_a_tensor_hook_is_refused():
+    def f(x):
+        y = x * 2
+        y.register_hook(lambda g: g * 10)
+        return y.sum()
+
+    with pytest.raises(fxgrad.TraceError, match="register_hook"):
+        fxgrad.derive(f, (torch.randn(3),))
