@@ -148,7 +148,7 @@ def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
                 node.target = node.target.removeprefix(f"{_HOOKED}.")
     module = fx.GraphModule(fn if hooked else tracer.root, graph)
     names = [node.target for node in graph.nodes if node.op == "placeholder"]
-    return Trace(module, names, {name: name for name, _ in _named_parameters(fn)}, "fx", _returns_tuple(module))
+    return Trace(module, names, _parameter_names(fn), "fx", _returns_tuple(module))
 
 
 _HOOKED = "hooked"
@@ -308,8 +308,7 @@ def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     out_spec = exported.call_spec.out_spec  # (the module export makes always returns a list)
     fields = getattr(out_spec.context, "_fields", None)  # of a namedtuple returned
     returns_tuple = fields is not None or isinstance(out_spec.type, type) and issubclass(out_spec.type, (tuple, list))
-    return Trace(graph_module, names, {name: name for name, _ in _named_parameters(fn)}, "export", returns_tuple,
-                 output_fields=fields)
+    return Trace(graph_module, names, _parameter_names(fn), "export", returns_tuple, output_fields=fields)
 
 
 class _RefuseInferenceMode(TorchFunctionMode):
@@ -423,6 +422,15 @@ def _named_parameters(fn: Callable) -> list[tuple[str, torch.nn.Parameter]]:
 def _module_tensors(fn: Callable) -> list[torch.Tensor]:
     """A module's parameters and buffers (none for a plain function)."""
     return [*fn.parameters(), *fn.buffers()] if isinstance(fn, torch.nn.Module) else []
+
+
+def _parameter_names(fn: Callable) -> dict[str, str]:
+    """Every name of a parameter of `fn`, to the one `named_parameters()` gives it: a parameter
+    shared by two submodules (a tied embedding and head) is read under both names."""
+    if not isinstance(fn, torch.nn.Module):
+        return {}
+    first = {id(p): name for name, p in reversed(list(fn.named_parameters(remove_duplicate=False)))}
+    return {name: first[id(p)] for name, p in fn.named_parameters(remove_duplicate=False)}
 
 
 def _input_names(fn: Callable, n_inputs: int) -> list[str]:
