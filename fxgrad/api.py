@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -18,6 +19,7 @@ from .errors import InputError, OutputError
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
+from .state import Source, find_state, read_live
 from .trace import trace
 
 
@@ -122,6 +124,7 @@ def derive(
     derivation = derive_graph(fn, example_inputs, wrt=wrt, simplify=simplify, tracer=tracer)
     derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
+    read_live(bwd, derivation.sources)
     bwd.grad_names, bwd.guards = derivation.grad_names, derivation.guards
     if compile:  # the checks stay outside the compiled graph, which runs once a call passes them
         bwd.compiled = _compiled(bwd)
@@ -136,6 +139,7 @@ class Derivation:
 
     graph: fx.Graph
     attributes: dict[str, Any]  # what its get_attr nodes read: parameters, buffers, constants
+    sources: dict[str, Source]  # those read by name from the user's objects, by get_attr target
     grad_names: list[str]
     input_shapes: list[torch.Size]
     output_shapes: list[torch.Size]
@@ -150,9 +154,10 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
                  simplify: bool = True, tracer: str = "auto", with_outputs: bool = False) -> Derivation:
     """The pipeline behind `derive`; see there."""
     inputs = _check_inputs(example_inputs)
-    traced = trace(fn, inputs, tracer)
+    fn_state = find_state(fn, len(inputs))
+    traced = trace(fn_state.traced(), inputs, tracer)
     placeholders = [node for node in traced.module.graph.nodes if node.op == "placeholder"]
-    parameters = dict(fn.named_parameters()) if isinstance(fn, torch.nn.Module) else {}
+    parameters = fn_state.parameters()
     input_placeholders = [node for node in placeholders if node.target not in traced.parameters]
     if len(input_placeholders) != len(inputs):
         raise InputError(
@@ -169,11 +174,16 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     first_forward_node = graph._root.prev
     parameter_proxies = {name: builder.attribute(name, p) for name, p in parameters.items()}
     bindings = dict(zip(input_placeholders, input_proxies))
+    # a parameter the tracer kept as a constant (make_fx: one a function closes over) is known by identity
+    parameter_names = {id(p): name for name, p in parameters.items()}
     for node in traced.module.graph.nodes:
-        if node.op in ("placeholder", "get_attr") and node.target in traced.parameters:
-            bindings[node] = parameter_proxies[traced.parameters[node.target]]
+        name = traced.parameters.get(node.target) if node.op in ("placeholder", "get_attr") else None
+        if name is None and node.op == "get_attr":
+            name = parameter_names.get(id(operator.attrgetter(node.target)(traced.module)))
+        if name is not None:
+            bindings[node] = parameter_proxies[name]
     # Buffers and constants: a module's own, read live, else the tracer's copies.
-    owners = [fn, traced.module] if isinstance(fn, torch.nn.Module) else [traced.module]
+    owners = [fn_state.module, traced.module] if fn_state.module is not None else [traced.module]
     outputs = canonicalize(traced.module, bindings, builder, owners)
     outputs, fields = _flat_outputs(outputs)
     if traced.output_fields is not None and len(traced.output_fields) == len(outputs):
@@ -229,8 +239,14 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
         fixed_sizes=traced.fixed_sizes,
         forward=None if traced.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
     )
-    return Derivation(graph, builder.attributes, grad_names, [x.shape for x in inputs], output_shapes,
-                      output_names, list(parameters), traced.returns_tuple, guards, [node.target for node, _ in state])
+    sources = {target: source for target, obj in builder.attributes.items()
+               if (source := fn_state.source(target, obj)) is not None}
+    # the user's own objects (a captured tensor, not its stand-in), refreshed by name on each call
+    attributes = {target: sources[target].read() if target in sources else obj
+                  for target, obj in builder.attributes.items()}
+    return Derivation(graph, attributes, sources, grad_names, [x.shape for x in inputs], output_shapes,
+                      output_names, list(parameters), traced.returns_tuple, guards,
+                      [node.target for node, _ in state])
 
 
 def _copy_computing(graph: fx.Graph, outputs: list) -> fx.Graph:

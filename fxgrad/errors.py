@@ -26,6 +26,11 @@ class OutputError(FxgradError):
     """The function returns something other than a tensor or a tuple of tensors."""
 
 
+class ParameterError(FxgradError):
+    """A parameter, buffer or captured tensor a derived backward reads was replaced by one it was
+    not derived for, or the function reads tensors that require grad where fxgrad cannot name them."""
+
+
 class GradOutputError(FxgradError):
     """A derived backward was called with arguments of the wrong number or shape."""
 

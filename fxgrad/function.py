@@ -23,6 +23,7 @@ from .errors import InputError
 from .graph import FORWARD
 from .guards import holds_at
 from .trace import _input_names, _name, autocast_state
+from .state import find_state, read_live
 
 
 @dataclass
@@ -95,6 +96,8 @@ def partition(derivation: Derivation) -> Partition:
         part.set_codegen(ReadableCodeGen(provenance=False))
     forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
     backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
+    read_live(forward, derivation.sources)
+    read_live(backward, derivation.sources)
     return Partition(forward, backward, n_outputs, len(saved), derivation.returns_tuple, derivation.state)
 
 
@@ -145,8 +148,12 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
     """
     example_inputs = _check_inputs(example_inputs)
     names = _input_names(fn, len(example_inputs))
-    parameters = list(fn.parameters()) if isinstance(fn, torch.nn.Module) else []
-    arg_names = names + [name for name, _ in fn.named_parameters()] if parameters else names
+    # a module's parameters and the tensors `fn` closes over, read by name on each call
+    parameters = find_state(fn, len(example_inputs)).parameter_sources()
+    arg_names = names + [parameter.name for parameter in parameters]
+
+    def parameter_values() -> list[torch.Tensor]:
+        return [parameter.read() for parameter in parameters]
     modules = _modules(fn)
     partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
@@ -178,7 +185,7 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
         return partitions[at_sizes]
 
     def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
-        args = (*example_inputs, *parameters)
+        args = (*example_inputs, *parameter_values())
         return partition_of(key(needs_grad, args), args)
 
     class Derived(torch.autograd.Function):
@@ -216,7 +223,7 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
 
     def call(*inputs: torch.Tensor, **kwargs: Any):
         _check_call(fn, names, example_inputs, inputs, kwargs)
-        outputs = Derived.apply(*inputs, *parameters)
+        outputs = Derived.apply(*inputs, *parameter_values())
         # a tuple as `fn` returns one; a value holding several (`x.max(1)`) as its parts
         returns_tuple = next(iter(partitions.values()))[0].returns_tuple
         return outputs if returns_tuple or len(outputs) > 1 else outputs[0]

@@ -1,0 +1,288 @@
+"""The state a function reads besides its arguments, found by name.
+
+That is a module's parameters and buffers, and what a plain function closes over: the tensors
+that require grad and the modules it reads from closure cells, globals and default values. A
+plain function that closes over any is traced through a stand-in module that holds them
+(`Captures`): its modules as submodules, its tensors as parameters, named by their Python
+names (`W`, `m.weight`), so every tracer sees them as a module's parameters.
+
+A derived graph reads each value of the state by name when it runs (`Source.read`), so a
+reassigned one (`m.weight = nn.Parameter(...)`, `load_state_dict(..., assign=True)`) is seen;
+one of another shape, dtype or device, or a replaced module on the way to it, is refused.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import inspect
+import types
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+from torch.utils._pytree import tree_leaves
+
+from .errors import ParameterError
+from .trace import _input_names, _is_library, _name
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a tensor of the state lives: `path` read from the object `top()` gives now."""
+
+    name: str  # the user's name: `fc1.weight`, `W`, `m.weight`
+    top: Callable[[], Any]
+    path: tuple[str, ...]
+    modules: tuple[Any, ...]  # the object before each step of `path`, as at derive time
+    shape: torch.Size  # and the tensor's, at derive time
+    dtype: torch.dtype
+    device: torch.device
+
+    def read(self) -> torch.Tensor:
+        """The tensor now, refused if it no longer fits the derived graph."""
+        obj = self.top()
+        for i, (module, attribute) in enumerate(zip(self.modules, self.path)):
+            if obj is not module:
+                parts = self.name.split(".")
+                owner = ".".join(parts[: len(parts) - len(self.path) + i])
+                raise ParameterError(
+                    f"`{self.name}` is read through `{owner}`, which was replaced by another object after the "
+                    "backward was derived: the function it computes may have changed; derive it again"
+                )
+            obj = getattr(obj, attribute, None)
+        derived_for = (self.shape, self.dtype, self.device)
+        if not isinstance(obj, torch.Tensor) or (obj.shape, obj.dtype, obj.device) != derived_for:
+            raise ParameterError(
+                f"`{self.name}` is now {_describe(obj)}; the backward was derived for {_describe(*derived_for)}, "
+                "and does not hold for another: derive it again"
+            )
+        return obj
+
+
+def _describe(obj: Any, dtype: torch.dtype | None = None, device: torch.device | None = None) -> str:
+    if isinstance(obj, torch.Tensor):
+        obj, dtype, device = obj.shape, obj.dtype, obj.device
+    if not isinstance(obj, torch.Size):
+        return f"a {type(obj).__name__}, not a tensor"
+    return f"a {dtype} tensor of shape {tuple(obj)} on {device}"
+
+
+def _source(name: str, top: Callable[[], Any], path: str) -> Source | None:
+    """The source of the tensor at `path` from `top()`, None if there is none."""
+    obj, parts, modules = top(), tuple(path.split(".")) if path else (), []
+    for part in parts:
+        modules.append(obj)
+        obj = getattr(obj, part, None)
+    if not isinstance(obj, torch.Tensor):
+        return None
+    return Source(name, top, parts, tuple(modules), obj.shape, obj.dtype, obj.device)
+
+
+@dataclass
+class State:
+    """What `fn` reads besides its arguments, and the module the tracers trace in its place."""
+
+    fn: Callable
+    module: torch.nn.Module | None  # `fn` itself, its stand-in `Captures`, or None: no state
+    readers: dict[str, Callable[[], Any]]  # a captured Python name: how to read its value now
+
+    def traced(self) -> Callable:
+        return self.module if self.module is not None else self.fn
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        """The values differentiated after the inputs, by name (`named_parameters()` order)."""
+        return dict(self.module.named_parameters()) if self.module is not None else {}
+
+    def parameter_sources(self) -> list[Source]:
+        return [self.source(name, p) for name, p in self.parameters().items()]
+
+    def source(self, target: str, obj: Any) -> Source | None:
+        """The source of attribute `target` of the traced module, if it is `obj`, read by name."""
+        if self.module is None or _lookup(self.module, target) is not obj:
+            return None  # a constant of the tracer's own
+        if self.module is self.fn:
+            return _source(target, lambda: self.fn, target)
+        top, _, path = target.partition(".")
+        return _source(target, self.readers[top], path) if top in self.readers else None
+
+
+def _lookup(module: torch.nn.Module, target: str) -> Any:
+    try:
+        return fx.graph_module._get_attr(module, target)
+    except AttributeError:
+        return None
+
+
+def find_state(fn: Callable, n_inputs: int) -> State:
+    """The state of `fn` called with `n_inputs` arguments; refused where it cannot be read by name."""
+    if isinstance(fn, torch.nn.Module):
+        own = {id(p) for p in fn.parameters()}
+        for name, value in _captured(type(fn).forward, n_inputs + 1).items():
+            if any(id(t) not in own for t in _differentiable(value())):
+                raise ParameterError(
+                    f"`{_name(fn)}.forward` reads `{name}`, which holds tensors that require grad but are not "
+                    "parameters of the module: register them as its parameters, or pass them as inputs"
+                )
+        return State(fn, fn, {})
+    if not isinstance(fn, types.FunctionType):
+        return State(fn, None, {})
+    readers = {name: read for name, read in _captured(fn, n_inputs).items() if _is_state(read())}
+    _refuse_unreachable(fn, n_inputs, readers)
+    if not readers:
+        return State(fn, None, {})
+    return State(fn, _captures(fn, n_inputs, readers), readers)
+
+
+def _is_state(value: Any) -> bool:
+    return isinstance(value, torch.nn.Module) or (isinstance(value, torch.Tensor) and bool(_differentiable(value)))
+
+
+def _differentiable(value: Any) -> list[torch.Tensor]:
+    """The tensors in `value` (a tensor, a module, a container) that gradients are taken for."""
+    if isinstance(value, torch.nn.Module):
+        return [p for p in value.parameters() if p.requires_grad]
+    leaves = tree_leaves(value) if isinstance(value, (list, tuple, dict)) else [value]
+    return [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
+
+
+def _captured(fn: types.FunctionType, n_inputs: int) -> dict[str, Callable[[], Any]]:
+    """Every name `fn` reads from outside its arguments, with how to read it now: its closure
+    cells, the globals its code loads, the defaults of the arguments it is not given."""
+    readers: dict[str, Callable[[], Any]] = {}
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        readers[name] = functools.partial(_contents, cell)
+    for name in _globals_loaded(fn.__code__):
+        if name in fn.__globals__:
+            readers.setdefault(name, functools.partial(_global, fn.__globals__, name))
+    positional = [p for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    first_default = len(positional) - len(fn.__defaults__ or ())
+    for i, parameter in enumerate(positional[n_inputs:], n_inputs):
+        if i >= first_default:
+            readers[parameter.name] = functools.partial(_default, fn, i - first_default)
+    for name in fn.__kwdefaults__ or {}:
+        readers[name] = functools.partial(_keyword_default, fn, name)
+    return readers
+
+
+def _contents(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
+
+
+def _global(namespace: dict, name: str) -> Any:
+    return namespace.get(name)
+
+
+def _default(fn: types.FunctionType, i: int) -> Any:
+    return fn.__defaults__[i]
+
+
+def _keyword_default(fn: types.FunctionType, name: str) -> Any:
+    return fn.__kwdefaults__.get(name)
+
+
+def _globals_loaded(code: types.CodeType) -> list[str]:
+    """The globals `code` loads, and the code nested in it (comprehensions, lambdas)."""
+    names = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _globals_loaded(const)
+    return list(dict.fromkeys(names))
+
+
+def _refuse_unreachable(fn: types.FunctionType, n_inputs: int, readers: dict[str, Callable[[], Any]]) -> None:
+    """Refuse tensors requiring grad that `fn` reaches but that cannot be named as state: inside
+    a container it closes over, or read by a function it calls."""
+    for name, read in _captured(fn, n_inputs).items():
+        value = read()
+        if name not in readers and _differentiable(value):
+            raise ParameterError(
+                f"`{_name(fn)}` reads `{name}`, a {type(value).__name__} holding tensors that require grad; "
+                "fxgrad differentiates tensors and modules a function reads by their own name: "
+                "read each by its own name, or pass them as inputs"
+            )
+    seen = {fn.__code__}
+    helpers = [(name, read()) for name, read in _captured(fn, n_inputs).items()]
+    while helpers:
+        name, helper = helpers.pop()
+        if not isinstance(helper, types.FunctionType) or helper.__code__ in seen or _is_library(helper.__code__.co_filename):
+            continue
+        seen.add(helper.__code__)
+        for inner, read in _captured(helper, helper.__code__.co_argcount).items():
+            if _differentiable(read()):
+                raise ParameterError(
+                    f"`{_name(fn)}` calls `{name}`, which reads `{inner}`, holding tensors that require grad; "
+                    f"fxgrad differentiates the tensors and modules `{_name(fn)}` reads itself: "
+                    f"read `{inner}` in `{_name(fn)}`, or pass it as an input"
+                )
+            helpers.append((inner, read()))
+
+
+def _captures(fn: types.FunctionType, n_inputs: int, readers: dict[str, Callable[[], Any]]) -> torch.nn.Module:
+    """A module holding what `fn` closes over, its modules as submodules and its tensors as
+    parameters (a tensor that requires grad becomes one sharing its storage; a parameter stays
+    itself), whose forward calls a copy of `fn` that reads them from the module: so every tracer
+    sees the module's parameters, as it does in a module's own forward."""
+    values = {name: read() for name, read in readers.items()}
+    tensors = [name for name, value in values.items() if isinstance(value, torch.Tensor)]
+    code = fn.__code__
+    cells = tuple(types.CellType(_contents(cell)) if name in tensors else cell
+                  for name, cell in zip(code.co_freevars, fn.__closure__ or ()))
+    copy = types.FunctionType(code, dict(fn.__globals__), fn.__name__, fn.__defaults__, cells)
+    copy.__kwdefaults__, copy.__qualname__ = dict(fn.__kwdefaults__ or {}) or None, fn.__qualname__
+    bind = functools.partial(_bind, copy, tensors)
+    arguments = ", ".join(_input_names(fn, n_inputs))
+    forward = eval(f"lambda self, {arguments}: bind(self)({arguments})", {"bind": bind})
+    # export and make_fx record the frames of functions named `forward` only
+    forward.__code__ = forward.__code__.replace(co_name="forward", co_qualname="forward")
+    module = type(fn.__name__, (torch.nn.Module,), {"forward": forward})()
+    for name, value in values.items():  # modules first: a parameter reached both ways is named by its module
+        if isinstance(value, torch.nn.Module):
+            module.add_module(name, value)
+    for name in tensors:
+        value = values[name]
+        module.register_parameter(name, value if isinstance(value, torch.nn.Parameter)
+                                  else torch.nn.Parameter(value.detach()))
+    return module
+
+
+def _bind(copy: types.FunctionType, tensors: list[str], module: torch.nn.Module) -> types.FunctionType:
+    """`copy`, made to read each of `tensors` as the tracer sees the module's parameter of that name."""
+    cells = dict(zip(copy.__code__.co_freevars, copy.__closure__ or ()))
+    positional = [p.name for p in inspect.signature(copy).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    defaults = dict(zip(positional[len(positional) - len(copy.__defaults__ or ()):], copy.__defaults__ or ()))
+    for name in tensors:
+        value = getattr(module, name)
+        if name in cells:
+            cells[name].cell_contents = value
+        elif name in defaults:
+            defaults[name] = value
+        elif copy.__kwdefaults__ and name in copy.__kwdefaults__:
+            copy.__kwdefaults__[name] = value
+        else:
+            copy.__globals__[name] = value
+    if copy.__defaults__:
+        copy.__defaults__ = tuple(defaults.values())
+    return copy
+
+
+def read_live(module: fx.GraphModule, sources: dict[str, Source]) -> None:
+    """Make `module` (over a derived graph) read its state by name, and check it, on each call."""
+    read = {node.target for node in module.graph.nodes if node.op == "get_attr"}
+    sources = {target: source for target, source in sources.items() if target in read}
+    if sources:
+        module.register_forward_pre_hook(functools.partial(_refresh, sources))
+
+
+def _refresh(sources: dict[str, Source], module: torch.nn.Module, args: tuple) -> None:
+    for target, source in sources.items():
+        prefix, _, field = target.rpartition(".")
+        owner = module.get_submodule(prefix)
+        # written where the GraphModule registered it, whatever the type of the new value
+        store = owner._parameters if field in owner._parameters else owner._buffers
+        store[field] = source.read()
