@@ -94,10 +94,12 @@ def derive(
     `fn` is a function or an `nn.Module` that takes tensors and returns a tensor or a tuple of
     tensors. The result is called as `bwd(*inputs, *grad_outputs)` (one incoming gradient per
     output of `fn`) and returns the gradients of the inputs, then, for a module, of its
-    parameters in `named_parameters()` order (`bwd.grad_names` lists them): a tensor for each
+    parameters in `named_parameters()` order, for a function, of the tensors that require grad
+    and the modules' parameters it closes over (`bwd.grad_names` lists them): a tensor for each
     floating-point one in `wrt` (indices into that list; default all), `None` for the rest and
     for parameters that do not require grad. It recomputes the forward values it needs, reading
-    a module's parameters and buffers as they are when called, and holds no other state.
+    parameters, buffers and captured tensors by name as they are when called (one that no
+    longer fits raises `ParameterError`), and holds no other state.
     It contains only ordinary torch ops.
 
     `simplify=False` skips the algebraic simplification, to see or measure what it gains;
@@ -174,12 +176,17 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     first_forward_node = graph._root.prev
     parameter_proxies = {name: builder.attribute(name, p) for name, p in parameters.items()}
     bindings = dict(zip(input_placeholders, input_proxies))
-    # a parameter the tracer kept as a constant (make_fx: one a function closes over) is known by identity
+    # A parameter or buffer the tracer kept as a constant of its own (make_fx: a module's buffers,
+    # the tensors a function closes over) is known by identity, and read by its name.
     parameter_names = {id(p): name for name, p in parameters.items()}
+    buffer_names = {id(b): name for name, b in fn_state.module.named_buffers()} if fn_state.module else {}
     for node in traced.module.graph.nodes:
         name = traced.parameters.get(node.target) if node.op in ("placeholder", "get_attr") else None
         if name is None and node.op == "get_attr":
-            name = parameter_names.get(id(operator.attrgetter(node.target)(traced.module)))
+            obj = operator.attrgetter(node.target)(traced.module)
+            name = parameter_names.get(id(obj))
+            if id(obj) in buffer_names:
+                bindings[node] = builder.attribute(buffer_names[id(obj)], obj)
         if name is not None:
             bindings[node] = parameter_proxies[name]
     # Buffers and constants: a module's own, read live, else the tracer's copies.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dis
 import functools
 import inspect
+import operator
 import types
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -118,18 +119,20 @@ def _lookup(module: torch.nn.Module, target: str) -> Any:
 def find_state(fn: Callable, n_inputs: int) -> State:
     """The state of `fn` called with `n_inputs` arguments; refused where it cannot be read by name."""
     if isinstance(fn, torch.nn.Module):
-        own = {id(p) for p in fn.parameters()}
-        for name, value in _captured(type(fn).forward, n_inputs + 1).items():
-            if any(id(t) not in own for t in _differentiable(value())):
+        # export would keep such a tensor as a constant, even one that is a parameter of the module
+        for name, read in _captured(type(fn).forward, n_inputs + 1).items():
+            if _differentiable(read()):
                 raise ParameterError(
-                    f"`{_name(fn)}.forward` reads `{name}`, which holds tensors that require grad but are not "
-                    "parameters of the module: register them as its parameters, or pass them as inputs"
+                    f"`{_name(fn)}.forward` reads `{name}`, which holds tensors that require grad, from outside "
+                    "the module: read them through the module (`self.fc.weight`), register them as its "
+                    "parameters, or pass them as inputs"
                 )
         return State(fn, fn, {})
     if not isinstance(fn, types.FunctionType):
         return State(fn, None, {})
-    readers = {name: read for name, read in _captured(fn, n_inputs).items() if _is_state(read())}
-    _refuse_unreachable(fn, n_inputs, readers)
+    captured = _captured(fn, n_inputs)
+    readers = {name: read for name, read in captured.items() if _is_state(read())}
+    _refuse_unreachable(fn, captured, readers)
     if not readers:
         return State(fn, None, {})
     return State(fn, _captures(fn, n_inputs, readers), readers)
@@ -194,10 +197,11 @@ def _globals_loaded(code: types.CodeType) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _refuse_unreachable(fn: types.FunctionType, n_inputs: int, readers: dict[str, Callable[[], Any]]) -> None:
+def _refuse_unreachable(fn: types.FunctionType, captured: dict[str, Callable[[], Any]],
+                        readers: dict[str, Callable[[], Any]]) -> None:
     """Refuse tensors requiring grad that `fn` reaches but that cannot be named as state: inside
     a container it closes over, or read by a function it calls."""
-    for name, read in _captured(fn, n_inputs).items():
+    for name, read in captured.items():
         value = read()
         if name not in readers and _differentiable(value):
             raise ParameterError(
@@ -206,7 +210,7 @@ def _refuse_unreachable(fn: types.FunctionType, n_inputs: int, readers: dict[str
                 "read each by its own name, or pass them as inputs"
             )
     seen = {fn.__code__}
-    helpers = [(name, read()) for name, read in _captured(fn, n_inputs).items()]
+    helpers = [(name, read()) for name, read in captured.items()]
     while helpers:
         name, helper = helpers.pop()
         if not isinstance(helper, types.FunctionType) or helper.__code__ in seen or _is_library(helper.__code__.co_filename):
@@ -229,35 +233,41 @@ def _captures(fn: types.FunctionType, n_inputs: int, readers: dict[str, Callable
     sees the module's parameters, as it does in a module's own forward."""
     values = {name: read() for name, read in readers.items()}
     tensors = [name for name, value in values.items() if isinstance(value, torch.Tensor)]
+    # a captured tensor that is a parameter of a captured module is read, and named, as that one
+    in_modules = {id(p): f"{name}.{path}" for name, value in values.items() if isinstance(value, torch.nn.Module)
+                  for path, p in value.named_parameters()}
+    paths = {name: in_modules.get(id(values[name]), name) for name in tensors}
     code = fn.__code__
     cells = tuple(types.CellType(_contents(cell)) if name in tensors else cell
                   for name, cell in zip(code.co_freevars, fn.__closure__ or ()))
     copy = types.FunctionType(code, dict(fn.__globals__), fn.__name__, fn.__defaults__, cells)
     copy.__kwdefaults__, copy.__qualname__ = dict(fn.__kwdefaults__ or {}) or None, fn.__qualname__
-    bind = functools.partial(_bind, copy, tensors)
+    torch.fx.proxy._register_stack_trace_anchor(copy)  # export keeps the frames of `forward`s and of anchors
+    bind = functools.partial(_bind, copy, paths)
     arguments = ", ".join(_input_names(fn, n_inputs))
     forward = eval(f"lambda self, {arguments}: bind(self)({arguments})", {"bind": bind})
     # export and make_fx record the frames of functions named `forward` only
     forward.__code__ = forward.__code__.replace(co_name="forward", co_qualname="forward")
     module = type(fn.__name__, (torch.nn.Module,), {"forward": forward})()
-    for name, value in values.items():  # modules first: a parameter reached both ways is named by its module
+    for name, value in values.items():
         if isinstance(value, torch.nn.Module):
             module.add_module(name, value)
     for name in tensors:
         value = values[name]
-        module.register_parameter(name, value if isinstance(value, torch.nn.Parameter)
-                                  else torch.nn.Parameter(value.detach()))
+        if paths[name] == name:
+            module.register_parameter(name, value if isinstance(value, torch.nn.Parameter)
+                                      else torch.nn.Parameter(value.detach()))
     return module
 
 
-def _bind(copy: types.FunctionType, tensors: list[str], module: torch.nn.Module) -> types.FunctionType:
-    """`copy`, made to read each of `tensors` as the tracer sees the module's parameter of that name."""
+def _bind(copy: types.FunctionType, paths: dict[str, str], module: torch.nn.Module) -> types.FunctionType:
+    """`copy`, made to read each captured tensor as the tracer sees the module's parameter at its path."""
     cells = dict(zip(copy.__code__.co_freevars, copy.__closure__ or ()))
     positional = [p.name for p in inspect.signature(copy).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     defaults = dict(zip(positional[len(positional) - len(copy.__defaults__ or ()):], copy.__defaults__ or ()))
-    for name in tensors:
-        value = getattr(module, name)
+    for name, path in paths.items():
+        value = operator.attrgetter(path)(module)
         if name in cells:
             cells[name].cell_contents = value
         elif name in defaults:
