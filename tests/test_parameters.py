@@ -1,0 +1,316 @@
+"""The state a function reads besides its arguments: a module's parameters and buffers, read by
+name when the backward runs; tensors and modules a function closes over, differentiated like a
+module's parameters; parameters shared under two names, one gradient."""
+
+import functools
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import fxgrad
+from fxgrad.api import derive_graph
+
+TRACERS = ["fx", "export", "aten", "auto"]
+
+
+@pytest.fixture(params=TRACERS)
+def tracer(request, monkeypatch):
+    """Each tracer, for `fxgrad.derive` (passed) and for `fxgrad.function` (made its default)."""
+    function_module = sys.modules["fxgrad.function"]
+    monkeypatch.setattr(function_module, "derive_graph", functools.partial(derive_graph, tracer=request.param))
+    return request.param
+
+
+def double(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def expected_grads(fn, inputs, state, grad_outputs):
+    """torch.autograd's gradients of the inputs, then of the tensors of `state`."""
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    outputs = fn(*leaves)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    return torch.autograd.grad(outputs, leaves + list(state), grad_outputs, allow_unused=True, materialize_grads=True)
+
+
+def assert_derive_matches(fn, inputs, state, tracer):
+    bwd = fxgrad.derive(fn, inputs, tracer=tracer)
+    outputs = fn(*inputs)
+    grad_outputs = tuple(torch.randn_like(out) for out in (outputs if isinstance(outputs, tuple) else (outputs,)))
+    derived = bwd(*inputs, *grad_outputs)
+    expected = expected_grads(fn, inputs, state, grad_outputs)
+    assert len(derived) == len(expected)
+    for d, e in zip(derived, expected):
+        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+    return bwd
+
+
+def assert_function_matches(fn, inputs, state, loss=lambda out: (out * out).sum()):
+    """`fxgrad.function(fn)`'s `.grad` on every tensor of `state` is autograd's."""
+    f = fxgrad.function(fn, inputs)
+    for t in state:
+        t.grad = None
+    loss(f(*inputs)).backward()
+    derived = [t.grad for t in state]
+    for t in state:
+        t.grad = None
+    loss(fn(*inputs)).backward()
+    for t, d in zip(state, derived):
+        assert d is not None
+        torch.testing.assert_close(d, t.grad, rtol=1e-9, atol=1e-10)
+    return f
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.register_buffer("shift", torch.randn(3))
+
+    def forward(self, x):
+        return torch.tanh(self.fc(x) + self.shift)
+
+
+# --- parameters and buffers reassigned after derive ------------------------------------------
+
+
+def reassign_weight(m):
+    m.fc.weight = nn.Parameter(double(3, 4))
+
+
+def load_state_dict_assign(m):
+    m.load_state_dict({"fc.weight": double(3, 4), "fc.bias": double(3), "shift": double(3)}, assign=True)
+
+
+def reassign_buffer(m):
+    m.shift = double(3)
+
+
+def register_buffer_again(m):
+    m.register_buffer("shift", double(3))
+
+
+def change_in_place(m):
+    with torch.no_grad():
+        m.fc.weight.mul_(2)
+        m.shift.add_(1)
+
+
+CHANGES = [reassign_weight, load_state_dict_assign, reassign_buffer, register_buffer_again, change_in_place]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_derived_backward_reads_parameters_and_buffers_by_name(change, tracer):
+    torch.manual_seed(0)
+    m, x = Net().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    change(m)
+    g = double(5, 3)
+    for d, e in zip(bwd(x, g), expected_grads(m, (x,), list(m.parameters()), (g,))):
+        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_function_reads_parameters_and_buffers_by_name(change, tracer):
+    torch.manual_seed(0)
+    m, x = Net().double(), double(5, 4)
+    f = fxgrad.function(m, (x,))
+    f(x).sum().backward()
+    change(m)
+    m.zero_grad(set_to_none=True)
+    out = f(x)
+    torch.testing.assert_close(out, m(x))
+    (out * out).sum().backward()
+    derived = [p.grad for p in m.parameters()]
+    m.zero_grad(set_to_none=True)
+    (m(x) * m(x)).sum().backward()
+    for d, p in zip(derived, m.parameters()):
+        torch.testing.assert_close(d, p.grad, rtol=1e-9, atol=1e-10)
+
+
+def test_the_derived_backward_compiled_reads_parameters_by_name():
+    m, x = Net().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), compile=True)
+    reassign_weight(m)
+    g = double(5, 3)
+    for d, e in zip(bwd(x, g), expected_grads(m, (x,), list(m.parameters()), (g,))):
+        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: setattr(m.fc, "weight", nn.Parameter(double(3, 5))), r"`fc.weight` is now a torch.float64 tensor of shape \(3, 5\)"),
+    (lambda m: setattr(m.fc, "weight", nn.Parameter(torch.randn(3, 4))), r"`fc.weight` is now a torch.float32 tensor"),
+    (lambda m: setattr(m, "shift", double(5, 3)), r"`shift` is now a torch.float64 tensor of shape \(5, 3\)"),
+    (lambda m: setattr(m, "shift", None), r"`shift` is now a NoneType, not a tensor"),
+    (lambda m: setattr(m, "fc", nn.Linear(4, 3).double()), r"`fc.weight` is read through `fc`, which was replaced"),
+])
+def test_a_replaced_parameter_that_does_not_fit_is_refused(change, message, tracer):
+    m, x = Net().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    f = fxgrad.function(m, (x,))
+    f(x)  # derived for the module as it is now
+    change(m)
+    with pytest.raises(fxgrad.ParameterError, match=message):
+        bwd(x, double(5, 3))
+    with pytest.raises(fxgrad.ParameterError, match=message):
+        f(x)
+
+
+# --- tensors and modules a function closes over ----------------------------------------------
+
+W = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+SHIFT = torch.randn(4, dtype=torch.float64)  # a constant: does not require grad
+layer = nn.Linear(4, 2).double()
+
+
+def uses_globals(x):
+    return torch.tanh(layer(x @ W + SHIFT))
+
+
+def test_a_global_tensor_and_module_are_differentiated(tracer):
+    x = double(5, 3)
+    bwd = assert_derive_matches(uses_globals, (x,), [W, layer.weight, layer.bias], tracer)
+    assert bwd.grad_names == ["grad_x", "grad_W", "grad_layer.weight", "grad_layer.bias"]
+    assert_function_matches(uses_globals, (x,), [W, layer.weight, layer.bias])
+
+
+def test_closure_cells_and_defaults_are_differentiated(tracer):
+    V = double(4, 4).requires_grad_()
+    m = nn.Linear(4, 2).double()
+
+    def f(x, b=W):
+        return m(torch.sin(x @ b) @ V)
+
+    x = double(5, 3)
+    bwd = assert_derive_matches(f, (x,), [V, W, m.weight, m.bias], tracer)
+    # `named_parameters()` order of the stand-in module: the tensors, then the modules' parameters
+    assert bwd.grad_names == ["grad_x", "grad_V", "grad_b", "grad_m.weight", "grad_m.bias"]
+    assert_function_matches(f, (x,), [V, W, m.weight, m.bias])
+
+
+def test_a_captured_module_gets_gradients_in_a_training_loop(tracer):
+    torch.manual_seed(0)
+    m, reference = nn.Linear(4, 3).double(), nn.Linear(4, 3).double()
+    reference.load_state_dict(m.state_dict())
+    x, t = double(8, 4), torch.randint(0, 3, (8,))
+    f = fxgrad.function(lambda x, t: F.cross_entropy(m(x), t), (x, t))
+    for module, forward in ((m, f), (reference, lambda x, t: F.cross_entropy(reference(x), t))):
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+        for _ in range(3):
+            optimizer.zero_grad()
+            forward(x, t).backward()
+            optimizer.step()
+    for p, q in zip(m.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_captured_tensors_that_do_not_require_grad_stay_constants_read_live(tracer):
+    x = double(5, 3)
+    bwd = fxgrad.derive(uses_globals, (x,), tracer=tracer)
+    assert "grad_SHIFT" not in bwd.grad_names
+    old = SHIFT.clone()
+    try:
+        with torch.no_grad():
+            SHIFT.mul_(3)
+        g = double(5, 2)
+        for d, e in zip(bwd(x, g), expected_grads(uses_globals, (x,), [W, layer.weight, layer.bias], (g,))):
+            torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+    finally:
+        with torch.no_grad():
+            SHIFT.copy_(old)
+
+
+def test_a_reassigned_captured_tensor_is_read_by_name():
+    V = double(3, 4).requires_grad_()
+
+    def f(x):
+        return (x @ V).exp()
+
+    x = double(2, 3)
+    bwd = fxgrad.derive(f, (x,))
+    V = double(3, 4).requires_grad_()  # noqa: F841 (the closure cell now holds another tensor)
+    g = double(2, 4)
+    for d, e in zip(bwd(x, g), expected_grads(f, (x,), [f.__closure__[0].cell_contents], (g,))):
+        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+    V = double(4, 4).requires_grad_()  # noqa: F841
+    with pytest.raises(fxgrad.ParameterError, match=r"`V` is now a torch.float64 tensor of shape \(4, 4\)"):
+        bwd(x, g)
+
+
+PARAMS = [torch.randn(3, 3, dtype=torch.float64, requires_grad=True)]
+
+
+def reads_a_list(x):
+    return x @ PARAMS[0]
+
+
+def helper(x):
+    return x @ W
+
+
+def calls_a_helper(x):
+    return helper(x).sum()
+
+
+class ReadsAGlobal(nn.Module):
+    def forward(self, x):
+        return x @ W
+
+
+class ReadsItsOwnParameterThroughAGlobal(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3, bias=False)
+
+    def forward(self, x):
+        return self.fc(x) @ OWN_WEIGHT
+
+
+reads_its_own = ReadsItsOwnParameterThroughAGlobal().double()
+OWN_WEIGHT = reads_its_own.fc.weight
+
+
+@pytest.mark.parametrize("fn, message", [
+    (reads_a_list, "`reads_a_list` reads `PARAMS`, a list holding tensors that require grad"),
+    (calls_a_helper, "`calls_a_helper` calls `helper`, which reads `W`"),
+    (ReadsAGlobal(), r"`ReadsAGlobal.forward` reads `W`, which holds tensors that require grad, from outside"),
+    (reads_its_own, r"`ReadsItsOwnParameterThroughAGlobal.forward` reads `OWN_WEIGHT`"),
+])
+def test_tensors_that_require_grad_but_cannot_be_named_are_refused(fn, message, tracer):
+    x = double(2, 3)
+    with pytest.raises(fxgrad.ParameterError, match=message):
+        fxgrad.derive(fn, (x,), tracer=tracer)
+    with pytest.raises(fxgrad.ParameterError, match=message):
+        fxgrad.function(fn, (x,))(x)
+
+
+# --- parameters shared under two names ---------------------------------------------------------
+
+
+def tied():
+    m = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False)).double()
+    m[1].weight = m[0].weight
+    return m
+
+
+def test_a_tied_parameter_gets_the_gradient_of_every_use(tracer):
+    m, x = tied(), double(3, 4)
+    bwd = assert_derive_matches(m, (x,), [m[0].weight], tracer)
+    assert bwd.grad_names == ["grad_input", "grad_0.weight"]
+    assert_function_matches(m, (x,), [m[0].weight])
+
+
+def test_a_captured_tensor_that_is_a_parameter_of_a_captured_module_is_one_parameter(tracer):
+    lin = nn.Linear(4, 4, bias=False).double()
+    weight = lin.weight
+
+    def f(x):
+        return lin(x) @ weight
+
+    x = double(3, 4)
+    bwd = assert_derive_matches(f, (x,), [weight], tracer)
+    assert bwd.grad_names == ["grad_x", "grad_lin.weight"]
+    assert_function_matches(f, (x,), [weight])
