@@ -15,7 +15,7 @@ from . import emit, simplify as simplifier
 from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, ParameterError
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
@@ -187,6 +187,12 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
             name = parameter_names.get(id(obj))
             if id(obj) in buffer_names:
                 bindings[node] = builder.attribute(buffer_names[id(obj)], obj)
+            elif name is None and isinstance(obj, torch.Tensor) and obj.requires_grad:
+                raise ParameterError(
+                    f"`{getattr(fn, '__name__', type(fn).__name__)}` reads a tensor that requires grad (of shape "
+                    f"{tuple(obj.shape)}) by no name fxgrad can differentiate: read it by its own name in the "
+                    "function (a global, a closure variable, a default), or pass it as an input"
+                )
         if name is not None:
             bindings[node] = parameter_proxies[name]
     # Buffers and constants: a module's own, read live, else the tracer's copies.

@@ -143,11 +143,23 @@ def _is_state(value: Any) -> bool:
 
 
 def _differentiable(value: Any) -> list[torch.Tensor]:
-    """The tensors in `value` (a tensor, a module, a container) that gradients are taken for."""
+    """The tensors in `value` (a tensor, a module, a container, the attributes of an object) that
+    require grad (complex ones too: they are refused where they are differentiated, not made
+    constants)."""
     if isinstance(value, torch.nn.Module):
         return [p for p in value.parameters() if p.requires_grad]
-    leaves = tree_leaves(value) if isinstance(value, (list, tuple, dict)) else [value]
-    return [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
+    if isinstance(value, (list, tuple, dict)):
+        leaves = tree_leaves(value)
+    elif isinstance(value, torch.Tensor) or isinstance(value, _NOT_HOLDERS) or not hasattr(value, "__dict__"):
+        leaves = [value]
+    else:
+        leaves = list(vars(value).values())
+    return [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
+
+
+# Values whose attributes are not a function's state: Python modules, classes, functions.
+_NOT_HOLDERS = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                functools.partial)
 
 
 def _captured(fn: types.FunctionType, n_inputs: int) -> dict[str, Callable[[], Any]]:

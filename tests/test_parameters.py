@@ -251,6 +251,30 @@ def helper(x):
     return x @ W
 
 
+class Holder:
+    def __init__(self):
+        self.weight = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+
+
+holder = Holder()
+
+
+def reads_an_object_attribute(x):
+    return x @ holder.weight
+
+
+class Outer:
+    def __init__(self):
+        self.inner = holder
+
+
+outer = Outer()
+
+
+def reads_a_nested_attribute(x):
+    return x @ outer.inner.weight
+
+
 def calls_a_helper(x):
     return helper(x).sum()
 
@@ -276,6 +300,7 @@ OWN_WEIGHT = reads_its_own.fc.weight
 @pytest.mark.parametrize("fn, message", [
     (reads_a_list, "`reads_a_list` reads `PARAMS`, a list holding tensors that require grad"),
     (calls_a_helper, "`calls_a_helper` calls `helper`, which reads `W`"),
+    (reads_an_object_attribute, "`reads_an_object_attribute` reads `holder`, a Holder holding tensors that require grad"),
     (ReadsAGlobal(), r"`ReadsAGlobal.forward` reads `W`, which holds tensors that require grad, from outside"),
     (reads_its_own, r"`ReadsItsOwnParameterThroughAGlobal.forward` reads `OWN_WEIGHT`"),
 ])
@@ -314,3 +339,22 @@ def test_a_captured_tensor_that_is_a_parameter_of_a_captured_module_is_one_param
     bwd = assert_derive_matches(f, (x,), [weight], tracer)
     assert bwd.grad_names == ["grad_x", "grad_lin.weight"]
     assert_function_matches(f, (x,), [weight])
+
+
+
+@pytest.mark.parametrize("tracer", ["fx", "aten"])  # export copies such a tensor into a constant
+def test_a_traced_constant_that_requires_grad_is_refused(tracer):
+    with pytest.raises(fxgrad.ParameterError, match=r"reads a tensor that requires grad \(of shape \(3, 3\)\)"):
+        fxgrad.derive(reads_a_nested_attribute, (double(2, 3),), tracer=tracer)
+
+
+COMPLEX = torch.randn(3, 3, dtype=torch.complex128, requires_grad=True)
+
+
+def reads_a_complex_tensor(x):
+    return (x.to(COMPLEX.dtype) @ COMPLEX).real.sum()
+
+
+def test_a_captured_complex_tensor_that_requires_grad_is_refused_not_a_constant(tracer):
+    with pytest.raises(fxgrad.InputError, match="COMPLEX is complex"):
+        fxgrad.derive(reads_a_complex_tensor, (double(2, 3),), tracer=tracer)
