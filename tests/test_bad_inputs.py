@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import fxgrad
-from fxgrad import (FxgradError, GradOutputError, InputError, MutationError, OutputError, RandomnessError,
-                    ShapeError, TraceError, UnsupportedArgumentError, UnsupportedOpError)
+from fxgrad import (FxgradError, GradOutputError, InputError, MutationError, OutputError, ParameterError,
+                    RandomnessError, ShapeError, TraceError, UnsupportedArgumentError, UnsupportedOpError)
 
 
 def randn(*shape):
@@ -48,6 +48,21 @@ def returns_text(x):
     return "x"
 
 
+WEIGHTS = [torch.randn(3, 3, dtype=torch.float64, requires_grad=True)]
+
+
+def reads_a_list_of_weights(x):
+    return x @ WEIGHTS[0]
+
+
+def reassigned_after_derive(new_weight):
+    """A backward derived for a linear layer, called after its weight was replaced by `new_weight`."""
+    layer = torch.nn.Linear(3, 2).double()
+    bwd = fxgrad.derive(layer, (randn(4, 3),))
+    layer.weight = torch.nn.Parameter(new_weight)
+    return bwd(randn(4, 3), randn(4, 2))
+
+
 # (id, the bad call, the error it raises, text the message holds)
 BAD_CALLS = [
     # derive: its arguments
@@ -77,6 +92,8 @@ BAD_CALLS = [
     ("returns a string", lambda: fxgrad.derive(returns_text, (randn(3),)), OutputError, "must return"),
     ("narrow with a tensor start", lambda: fxgrad.derive(lambda x: x.narrow(0, torch.tensor(1), 2), (randn(4),)),
      FxgradError, "narrow"),
+    ("tensors that require grad in a list", lambda: fxgrad.derive(reads_a_list_of_weights, (randn(2, 3),)),
+     ParameterError, "`WEIGHTS`"),
     # a derived backward's calls
     ("backward: too few arguments", lambda: derived_product()(randn(3), randn(3)), GradOutputError, "3 arguments"),
     ("backward: too many arguments", lambda: derived_product()(randn(3), randn(3), randn(3), randn(3)),
@@ -100,6 +117,10 @@ BAD_CALLS = [
     ("backward: a target out of range",
      lambda: fxgrad.derive(lambda x, t: F.cross_entropy(x, t), (randn(2, 3), torch.tensor([0, 2])))(
          randn(2, 3), torch.tensor([0, 5]), randn(())), InputError, "out of bounds"),
+    ("backward: a parameter replaced by one of another shape", lambda: reassigned_after_derive(randn(2, 4)),
+     ParameterError, "shape (2, 4)"),
+    ("backward: a parameter replaced by one of another dtype", lambda: reassigned_after_derive(torch.randn(2, 3)),
+     ParameterError, "torch.float32"),
     # fxgrad.function and its result
     ("function: example_inputs a tensor", lambda: fxgrad.function(torch.tanh, randn(3)), InputError, "tuple"),
     ("function: keyword arguments", lambda: function_of_product()(randn(3), y=randn(3)), InputError, "keyword"),
