@@ -110,6 +110,8 @@ class Guards:
                 raise GradOutputError(f"the gradient of output `{_output(spec)}` has shape {tuple(grad.shape)}; it "
                                       f"must have the output's shape, at these input sizes ({described}) "
                                       f"{tuple(out.shape)}")
+        for hook in module._forward_pre_hooks.values():  # as a call would: read the state by name (`state.py`)
+            hook(module, args)
         results = _CheckingInterpreter(module, described).run(*args)
         for name, grad, x in zip(getattr(module, "grad_names", ()), results, inputs):
             if grad is not None and grad.shape != x.shape:

@@ -131,6 +131,19 @@ def test_function_reads_parameters_and_buffers_by_name(change, tracer):
         torch.testing.assert_close(d, p.grad, rtol=1e-9, atol=1e-10)
 
 
+def test_a_first_call_at_new_sizes_reads_parameters_by_name(tracer):
+    m, x = Net().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    reassign_weight(m)
+    x, g = double(7, 4), double(7, 3)  # at new sizes the call is checked node by node first
+    if tracer in ("export", "aten"):  # their sizes are constants of the graph
+        with pytest.raises(fxgrad.ShapeError):
+            bwd(x, g)
+        return
+    for d, e in zip(bwd(x, g), expected_grads(m, (x,), list(m.parameters()), (g,))):
+        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+
+
 def test_the_derived_backward_compiled_reads_parameters_by_name():
     m, x = Net().double(), double(5, 4)
     bwd = fxgrad.derive(m, (x,), compile=True)
