@@ -129,6 +129,15 @@ def find_state(fn: Callable, n_inputs: int) -> State:
                 )
         return State(fn, fn, {})
     if not isinstance(fn, types.FunctionType):
+        # a bound method, a partial, a callable object: what it holds has no name to read it by
+        held = (fn.__self__,) if inspect.ismethod(fn) else (
+            (*fn.args, *fn.keywords.values()) if isinstance(fn, functools.partial) else (fn,))
+        if any(_differentiable(value) for value in held):
+            raise ParameterError(
+                f"`{_name(fn)}` holds tensors that require grad (in its module, object or bound arguments); "
+                "fxgrad differentiates a module's parameters and the tensors and modules a function reads by "
+                "name: pass the module itself, or the tensors as inputs"
+            )
         return State(fn, None, {})
     captured = _captured(fn, n_inputs)
     readers = {name: read for name, read in captured.items() if _is_state(read())}

@@ -316,6 +316,9 @@ OWN_WEIGHT = reads_its_own.fc.weight
     (reads_an_object_attribute, "`reads_an_object_attribute` reads `holder`, a Holder holding tensors that require grad"),
     (ReadsAGlobal(), r"`ReadsAGlobal.forward` reads `W`, which holds tensors that require grad, from outside"),
     (reads_its_own, r"`ReadsItsOwnParameterThroughAGlobal.forward` reads `OWN_WEIGHT`"),
+    (nn.Linear(3, 3).double().forward, r"`Linear.forward` holds tensors that require grad"),
+    (functools.partial(torch.matmul, other=W.detach()[:, :3].clone().requires_grad_()),
+     r"`partial` holds tensors that require grad"),
 ])
 def test_tensors_that_require_grad_but_cannot_be_named_are_refused(fn, message, tracer):
     x = double(2, 3)
