@@ -15,7 +15,7 @@ from . import emit, simplify as simplifier
 from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
-from .errors import InputError, OutputError, ParameterError
+from .errors import FxgradError, InputError, OutputError, ParameterError
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
@@ -47,6 +47,8 @@ class Backward(fx.GraphModule):
             return self.guards.checked_run(self, args)
         try:
             return (self.compiled or super().__call__)(*args)
+        except FxgradError:  # a parameter that no longer fits, refused as the call reads it (`state.py`)
+            raise
         except Exception as error:  # a value the function itself fails on (an index out of range, say)
             raise InputError(f"the backward fails on these inputs at {failing_line(self, args)}: "
                              f"{type(error).__name__}: {_first_line(error)}") from error
