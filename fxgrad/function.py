@@ -22,8 +22,8 @@ from .emit import ReadableCodeGen
 from .errors import InputError
 from .graph import FORWARD
 from .guards import holds_at
-from .trace import _input_names, _name, autocast_state
 from .state import find_state, read_live
+from .trace import _input_names, _name, autocast_state
 
 
 @dataclass
