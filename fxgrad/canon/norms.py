@@ -108,7 +108,8 @@ def _native_layer_norm(input, normalized_shape, weight, bias, eps):
 
 @lowers(F.rms_norm, aten.rms_norm)
 def _rms_norm(input, normalized_shape, weight=None, eps=None):
-    eps = torch.finfo(value(input).dtype).eps if eps is None else eps  # (its rule may see the input in float32)
+    if eps is None:  # torch's default: the epsilon of the type it computes in, float32 for half types
+        eps = torch.finfo(torch.promote_types(value(input).dtype, torch.float32)).eps
     return emit(F.rms_norm, input, sizes((normalized_shape,)), weight, eps)
 
 
