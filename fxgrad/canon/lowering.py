@@ -270,8 +270,13 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
     changed_value = value(env[changed])
     # (a view op in place changes what its tensor shows, not the elements its views share)
     only_metadata = _changes_only_metadata(node)
-    sharing = [other for other in env if isinstance(other, fx.Node) and not _is_copy(other, env)
-               and (other is changed or _overlap(value(env[other]), changed_value))]
+    # (env holds the nodes in graph order; only what is made from a copy, `y = x.clone()`, can be
+    # a view of it, though the copy's example value may be its argument's)
+    candidates = list(env)
+    if _is_copy(changed, env):  # only what is made from the copy itself
+        candidates = [other for other in candidates[candidates.index(changed):] if _made_from(other, changed)]
+    sharing = [other for other in candidates if isinstance(other, fx.Node) and (
+        other is changed or (not _is_copy(other, env) and _overlap(value(env[other]), changed_value)))]
     # The tensor itself: linked to it by ops lowered as their argument (`y.float()` of a float
     # tensor; `y` and the value of `y += x`, once derived), either way.
     aliases, linked, grew = {changed}, set(sharing), True
@@ -305,6 +310,15 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
         "views see the values they were made from (write `y = x + 1` rather than `x.add_(1)`, "
         "`F.relu(x)` rather than `F.relu(x, inplace=True)`)"
     )
+
+
+def _made_from(node: Any, base: fx.Node) -> bool:
+    """Whether `node` is `base` or made from it through first arguments (`base[0].t()`)."""
+    while isinstance(node, fx.Node):
+        if node is base:
+            return True
+        node = node.args[0] if node.args else None
+    return False
 
 
 def _memory(example: Any) -> int | None:
