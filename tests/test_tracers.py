@@ -105,3 +105,22 @@ def test_a_tensor_hook_is_refused():
 
     with pytest.raises(fxgrad.TraceError, match="register_hook"):
         fxgrad.derive(f, (torch.randn(3),))
+
+
+def test_retain_grad_changes_no_gradient():
+    def f(x):
+        y = x.exp()
+        y.retain_grad()  # (eager needs x to require grad for this)
+        return y.sum()
+
+    x = torch.randn(3, dtype=torch.float64)
+    (grad,) = fxgrad.derive(f, (x,), tracer="fx")(x, torch.ones((), dtype=torch.float64))
+    torch.testing.assert_close(grad, x.exp())
+
+
+def test_a_function_failing_on_its_example_inputs_is_a_trace_error_at_its_line():
+    def f(x, w):
+        return x * 2 + w
+
+    with pytest.raises(fxgrad.TraceError, match=r"fails on its example inputs at f line \d+.*must match"):
+        fxgrad.derive(f, (torch.randn(4, 5), torch.randn(4)))

@@ -13,7 +13,7 @@ import torch.utils._pytree as pytree
 from torch.fx.node import map_aggregate
 from torch.fx.operator_schemas import normalize_function
 
-from ..errors import FxgradError, MutationError, RandomnessError, source_location
+from ..errors import FxgradError, MutationError, RandomnessError, TraceError, source_location
 from ..graph import GraphBuilder, nodes_after, value
 from .norms import running_statistics
 from .registry import LOWERINGS, aten, emit, op_name
@@ -76,6 +76,9 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
                                         graph._root.prev)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
+        except Exception as error:  # a torch op failing on the example values: the function itself fails there
+            raise TraceError(f"the function fails on its example inputs at {source_location(node)}: "
+                             f"{type(error).__name__}: {str(error).strip().splitlines()[0]}") from error
     raise AssertionError("a traced graph always ends with an output node")
 
 
@@ -176,13 +179,14 @@ def _torch_level(target: Any) -> Any:
     return target
 
 
-# Nodes a tracer adds to check its inputs or sizes: they compute nothing the backward uses.
+# Nodes a tracer adds to check its inputs or sizes, and `y.retain_grad()` (which keeps a
+# non-leaf's `.grad` in eager autograd): they compute nothing the backward uses.
 _CHECKS = {torch.ops.aten._assert_tensor_metadata, torch.ops.aten._assert_scalar, torch.ops.aten._assert_async,
-           torch.ops.aten.sym_constrain_range_for_size, torch._assert}
+           torch.ops.aten.sym_constrain_range_for_size, torch._assert, "Tensor.retain_grad"}
 
 
 def _is_check(node: fx.Node) -> bool:
-    return node.op == "call_function" and traced_target(node) in _CHECKS
+    return node.op in ("call_function", "call_method") and traced_target(node) in _CHECKS
 
 
 # Torch functions and Tensor methods that draw random numbers.
