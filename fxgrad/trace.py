@@ -359,9 +359,13 @@ def _make_fx(fn: Callable) -> Callable:
 
 class _MarkGradDisabled(TorchFunctionMode):
     """Annotates the ATen nodes a torch call records while grad mode is off (make_fx runs the
-    user's `with torch.no_grad():` for real, but records no trace of it)."""
+    user's `with torch.no_grad():` for real, but records no trace of it), and refuses
+    `y.detach_()`, of which make_fx records no trace either."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.detach_:
+            raise TraceError("make_fx records no trace of `detach_()`, so the value would wrongly carry a gradient: "
+                             "write `y = y.detach()`")
         if torch.is_grad_enabled():
             return func(*args, **(kwargs or {}))
         with fx.traceback.annotate({GRAD_DISABLED: True}):
