@@ -124,3 +124,16 @@ def test_a_function_failing_on_its_example_inputs_is_a_trace_error_at_its_line()
 
     with pytest.raises(fxgrad.TraceError, match=r"fails on its example inputs at f line \d+.*must match"):
         fxgrad.derive(f, (torch.randn(4, 5), torch.randn(4)))
+
+
+def test_a_gradient_hook_on_a_parameter_is_refused_by_derive_and_run_by_function():
+    model = torch.nn.Linear(3, 2).double()
+    model.weight.register_hook(lambda grad: grad * 2)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    with pytest.raises(fxgrad.TraceError, match="`weight` has a gradient hook"):
+        fxgrad.derive(model, (x,))
+    fxgrad.function(model, (x,))(x).sum().backward()
+    derived = model.weight.grad.clone()
+    model.weight.grad = None
+    model(x).sum().backward()
+    torch.testing.assert_close(derived, model.weight.grad)
