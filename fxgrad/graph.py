@@ -123,14 +123,14 @@ def is_tensor(x: Any) -> bool:
 
 # Up to this many elements in all, shapes are carried by zero-filled CPU tensors: torch's CPU
 # kernels run in microseconds on them, where meta tensors go through Python reference kernels.
-_SMALL_ENOUGH_FOR_ZEROS = 2**20
+SMALL_ENOUGH_FOR_ZEROS = 2**20
 
 
 def drop_values(nodes: list[fx.Node]) -> None:
     """Keep only the shapes and dtypes of the nodes' values (`meta["val"]`), as zero-filled
     tensors while they are small, else on the meta device."""
     tensors = [t for node in nodes for t in _tensors(node.meta.get("val"))]
-    small = sum(t.numel() for t in tensors) <= _SMALL_ENOUGH_FOR_ZEROS
+    small = sum(t.numel() for t in tensors) <= SMALL_ENOUGH_FOR_ZEROS
     for node in nodes:
         node.meta["val"] = map_aggregate(node.meta.get("val"), lambda t: _shape_only(t, small))
 
