@@ -510,3 +510,21 @@ def test_what_the_loss_does_not_reach_gets_no_gradient_as_in_autograd():
     xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
     unused(xs, ys).sum().backward()
     assert ys.grad is None and torch.equal(xs.grad, torch.full_like(x, 2))
+
+
+def test_batch_norm_run_twice_in_one_step_updates_its_statistics_twice():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)).double()
+    eager = copy.deepcopy(net)
+
+    def halves(net):
+        return lambda x: net(x[:3]).sum() + net(x[3:]).pow(2).sum()
+
+    f = fxgrad.function(halves(net), (randn(6, 4),))
+    for _ in range(2):
+        x = randn(6, 4)
+        f(x).backward()
+        halves(eager)(x).backward()
+    for (name, got), want in zip(net.named_buffers(), eager.buffers()):
+        torch.testing.assert_close(got, want, msg=name)
+    for got, want in zip(net.parameters(), eager.parameters()):
+        torch.testing.assert_close(got.grad, want.grad)

@@ -14,7 +14,7 @@ from torch.fx.node import map_aggregate
 from torch.fx.operator_schemas import normalize_function
 
 from ..errors import FxgradError, MutationError, RandomnessError, TraceError, source_location
-from ..graph import GraphBuilder, nodes_after, value
+from ..graph import EvaluationError, GraphBuilder, nodes_after, value
 from .norms import running_statistics
 from .registry import LOWERINGS, aten, emit, op_name
 
@@ -67,7 +67,8 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
             if changed is not None:
                 _check_same_kind(node, env[changed], env[node])
-                if changed.op in ("get_attr", "placeholder") and isinstance(before, fx.Proxy):
+                if isinstance(before, fx.Proxy) and (changed.op in ("get_attr", "placeholder")
+                                                     or any(before is new for new in builder.state_updates.values())):
                     builder.update_state(before, env[node])  # a running statistic (others are refused)
                 for alias in aliases:  # later reads of the changed tensor see its new value
                     env[alias] = env[node]
@@ -76,9 +77,8 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
                                         graph._root.prev)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
-        except Exception as error:  # a torch op failing on the example values: the function itself fails there
-            raise TraceError(f"the function fails on its example inputs at {source_location(node)}: "
-                             f"{type(error).__name__}: {str(error).strip().splitlines()[0]}") from error
+        except EvaluationError as error:  # a torch op failing on the example values: the function fails there
+            raise TraceError(f"the function fails on its example inputs at {source_location(node)}: {error}") from error
     raise AssertionError("a traced graph always ends with an output node")
 
 
@@ -120,6 +120,9 @@ def _append(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[
 def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
            builder: GraphBuilder) -> Any:
     if node.op == "get_attr":  # a buffer or a constant
+        updated = builder.updated_state(node.target)
+        if updated is not None:  # read again after the function changed it (a module run twice)
+            return updated
         read = operator.attrgetter(node.target)
         owner = next(owner for owner in owners if _has_attribute(owner, node.target))
         return builder.attribute(node.target, read(owner))
@@ -301,7 +304,7 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
         user is not node and user not in env and not _is_check(user) for user in other.users)]
     not_made_again = [other for other in read_later if other not in aliases | views]
     state = [other for other in sharing if other.op in ("placeholder", "get_attr")]
-    if state and not {_memory(value(env[other])) for other in state} <= running_statistics(owners[0]):
+    if state and not {_state_memory(other, env, owners) for other in state} <= running_statistics(owners[0]):
         problem = "an input, parameter or buffer, which the caller would see changed"
     elif not_made_again and not only_metadata:
         problem = f"a tensor that `{not_made_again[0].name}`, read afterwards, shares memory with"
@@ -314,6 +317,16 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
         "views see the values they were made from (write `y = x + 1` rather than `x.add_(1)`, "
         "`F.relu(x)` rather than `F.relu(x, inplace=True)`)"
     )
+
+
+def _state_memory(node: fx.Node, env: dict[fx.Node, Any], owners: list[torch.nn.Module]) -> int | None:
+    """Where an input's, parameter's or buffer's elements live: for a buffer, its owner's, even
+    after the function changed it (batch norm run twice updates its statistics twice)."""
+    if node.op == "get_attr":
+        owner = next((owner for owner in owners if _has_attribute(owner, node.target)), None)
+        if owner is not None:
+            return _memory(operator.attrgetter(node.target)(owner))
+    return _memory(value(env[node]))
 
 
 def _made_from(node: Any, base: fx.Node) -> bool:
