@@ -137,3 +137,10 @@ def test_a_gradient_hook_on_a_parameter_is_refused_by_derive_and_run_by_function
     model.weight.grad = None
     model(x).sum().backward()
     torch.testing.assert_close(derived, model.weight.grad)
+
+
+def test_batch_norm_with_a_cumulative_average_is_refused_clearly():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4, momentum=None))
+    with pytest.raises(fxgrad.TraceError, match="batch norm `1` has momentum=None"):
+        fxgrad.derive(model, (torch.randn(6, 4),))
+    fxgrad.derive(model.eval(), (torch.randn(6, 4),))  # eval: the running statistics are constants
