@@ -292,16 +292,19 @@ for _operator in _AUGMENTED:
 
 class _Attribute(_RecordsInPlace, fx.proxy.Attribute):
     """`x.T`: fx makes its node only when the value is used, maybe after the user's function
-    has returned, so the source line is taken when the attribute is read."""
+    has returned or inside a `no_grad` block it was not read in, so the source line and the
+    grad mode are taken when the attribute is read."""
 
     def __init__(self, root: fx.Proxy, attr: str):
         super().__init__(root, attr)
         self.stack_trace = root.tracer.user_stack()
+        self.grad_enabled = torch.is_grad_enabled()
 
     @property
     def node(self) -> fx.Node:
         created = self._node is None
-        node = super().node
+        with torch.set_grad_enabled(self.grad_enabled):
+            node = super().node
         if created:
             node.stack_trace = self.stack_trace
         return node

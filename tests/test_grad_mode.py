@@ -108,3 +108,17 @@ def changes_a_value_with_grad_off(x):
 def test_an_in_place_change_with_grad_off_of_a_value_with_a_gradient_is_refused(tracer):
     with pytest.raises(fxgrad.MutationError, match="in place"):
         fxgrad.derive(changes_a_value_with_grad_off, (torch.randn(3),), tracer=tracer)
+
+
+def attribute_first_used_without_grad(x):
+    t = x.mT  # fx makes the node of an attribute where it is first used: here, under no_grad
+    with torch.no_grad():
+        c = t.tanh()
+    return t * 2 + c, t
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten"])
+def test_an_attribute_keeps_the_grad_mode_it_was_read_in(tracer):
+    x = torch.randn(2, 3, dtype=torch.float64)
+    bwd = fxgrad.derive(attribute_first_used_without_grad, (x,), tracer=tracer)
+    assert_matches_autograd(attribute_first_used_without_grad, bwd, (x,))
