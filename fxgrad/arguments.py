@@ -265,7 +265,7 @@ def _with_parameters(call: Callable, names: list[str], name: str) -> types.Funct
     """A function of the parameters `names` that calls `call` with them: the tracers name their
     placeholders after a function's parameters, and take as many inputs as it has."""
     arguments = ", ".join(names)
-    function = eval(f"lambda {arguments}: call({arguments})", {"call": call})
+    function = eval(f"lambda {arguments}: _fxgrad_call({arguments})", {"_fxgrad_call": call})
     function.__name__ = function.__qualname__ = name
     return function
 

@@ -4,6 +4,7 @@ float64."""
 
 import collections
 import dataclasses
+import pickle
 from typing import Optional
 
 import pytest
@@ -185,6 +186,14 @@ def test_a_backward_refuses_another_constant_naming_the_argument():
     with pytest.raises(fxgrad.ShapeError, match=r"`mask` == None, a constant of the trace; called with a tensor of "
                                                 r"shape \(3,\)"):
         bwd(randn(3), 0.5, True, "sum", randn(3), randn(()))
+
+
+def test_a_pickled_backward_keeps_its_arguments_guards():
+    bwd = pickle.loads(pickle.dumps(fxgrad.derive(options, (randn(3), 0.5, True, "sum", None))))
+    x = randn(3)
+    torch.testing.assert_close(bwd(x, 0.5, True, "sum", None, torch.tensor(1.0, dtype=torch.float64))[0], x ** 3)
+    with pytest.raises(fxgrad.ShapeError, match="`p` == 0.5"):
+        bwd(x, 0.25, True, "sum", None, randn(()))
 
 
 def test_function_derives_per_constant():
