@@ -15,6 +15,7 @@ from . import emit, simplify as simplifier
 from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
+from .arguments import Structure, bind
 from .errors import FxgradError, InputError, OutputError, ParameterError, TraceError
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
@@ -37,7 +38,7 @@ class Backward(fx.GraphModule):
     compiled: Callable | None = None  # the graph through torch.compile, run once a call is checked
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple:
-        self.guards.check(args, kwargs)
+        args = self.guards.check(args, kwargs)
         args = cast_gradients(self.guards, args)
         with torch._C._DisableAutocast():  # the graph holds the casts it was derived with: run it as printed
             return self._run(args)
@@ -95,7 +96,8 @@ def _compiled(bwd: Backward) -> Callable:
 
 def derive(
     fn: Callable,
-    example_inputs: Sequence[torch.Tensor],
+    example_inputs: Sequence[Any],
+    kwargs: dict[str, Any] | None = None,
     *,
     wrt: Sequence[int] | None = None,
     simplify: bool = True,
@@ -105,9 +107,13 @@ def derive(
 ) -> Backward:
     """Derive the closed-form backward of `fn` as a readable `torch.fx.GraphModule`.
 
-    `fn` is a function or an `nn.Module` that takes tensors and returns a tensor or a tuple of
-    tensors. The result is called as `bwd(*inputs, *grad_outputs)` (one incoming gradient per
-    output of `fn`) and returns the gradients of the inputs, then, for a module, of its
+    `fn` is a function or an `nn.Module`, called as `fn(*example_inputs, **kwargs)`: its
+    arguments are tensors, lists, tuples and dicts of them, and constants (numbers, bools,
+    strings, None), and it returns tensors, in a tuple, list, dict, namedtuple or dataclass if
+    it likes (None among them is skipped). The result is called as
+    `bwd(*example_inputs, *kwargs.values(), *grad_outputs)`: the arguments in the forms derived,
+    each constant equal to its example's, then one incoming gradient per output tensor of `fn`
+    (`bwd.guards.grad_outputs` names them), and returns the gradients of the inputs' tensors, then, for a module, of its
     parameters in `named_parameters()` order, for a function, of the tensors that require grad
     and the modules' parameters it closes over (`bwd.grad_names` lists them): a tensor for each
     floating-point one in `wrt` (indices into that list; default all), `None` for the rest and
@@ -138,7 +144,7 @@ def derive(
         torch.Size([3, 2])
     """
     _refuse_gradient_hooks(fn)
-    derivation = derive_graph(fn, example_inputs, wrt=wrt, simplify=simplify, tracer=tracer)
+    derivation = derive_graph(fn, example_inputs, kwargs, wrt=wrt, simplify=simplify, tracer=tracer)
     derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
     read_live(bwd, derivation.sources)
@@ -162,25 +168,22 @@ class Derivation:
     output_shapes: list[torch.Size]
     output_names: list[str]
     parameters: list[str]  # the module's parameters, differentiated after the inputs
-    returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
+    structure: Structure  # what `fn` returns, its output tensors taken out
     guards: Guards  # what the graph assumes about its calls
     state: list[str] = dataclasses.field(default_factory=list)  # the attributes updated (with_outputs)
 
 
-def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: Sequence[int] | None = None,
-                 simplify: bool = True, tracer: str = "auto", with_outputs: bool = False) -> Derivation:
+def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
+                 wrt: Sequence[int] | None = None, simplify: bool = True, tracer: str = "auto",
+                 with_outputs: bool = False) -> Derivation:
     """The pipeline behind `derive`; see there."""
-    inputs = _check_inputs(example_inputs)
-    fn_state = find_state(fn, len(inputs))
-    traced = trace(fn_state.traced(), inputs, tracer)
+    call = bind(fn, example_inputs, kwargs)
+    inputs = call.tensors
+    fn_state = find_state(fn, call.n_positional)
+    traced = trace(call.calling(fn_state.traced()), inputs, tracer)
     placeholders = [node for node in traced.module.graph.nodes if node.op == "placeholder"]
     parameters = fn_state.parameters()
     input_placeholders = [node for node in placeholders if node.target not in traced.parameters]
-    if len(input_placeholders) != len(inputs):
-        raise InputError(
-            f"`{getattr(fn, '__name__', type(fn).__name__)}` takes {len(input_placeholders)} arguments "
-            f"({', '.join(traced.input_names)}) but {len(inputs)} example inputs were given"
-        )
     differentiable = inputs + list(parameters.values())
     grad_names = [f"grad_{name}" for name in traced.input_names] + [f"grad_{name}" for name in parameters]
     wrt = _check_wrt(wrt, differentiable, len(inputs), grad_names)
@@ -213,9 +216,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     # Buffers and constants: a module's own, read live, else the tracer's copies.
     owners = [fn_state.module, traced.module] if fn_state.module is not None else [traced.module]
     outputs = canonicalize(traced.module, bindings, builder, owners)
-    outputs, fields = _flat_outputs(outputs)
-    if traced.output_fields is not None and len(traced.output_fields) == len(outputs):
-        fields = list(traced.output_fields)
+    outputs, fields = _flat_outputs(outputs, call.output_names)
     _check_outputs(fn, outputs)
     forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
     forward_copy = _copy_computing(graph, outputs)
@@ -266,6 +267,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
                       for name, grad in zip(output_names, grad_proxies)],
         fixed_sizes=traced.fixed_sizes,
         forward=None if traced.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
+        arguments=call.arguments,
     )
     sources = {target: source for target, obj in builder.attributes.items()
                if (source := fn_state.source(target, obj)) is not None}
@@ -273,7 +275,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
     attributes = {target: sources[target].read() if target in sources else obj
                   for target, obj in builder.attributes.items()}
     return Derivation(graph, attributes, sources, grad_names, [x.shape for x in inputs], output_shapes,
-                      output_names, list(parameters), traced.returns_tuple, guards,
+                      output_names, list(parameters), call.outputs, guards,
                       [node.target for node, _ in state])
 
 
@@ -287,21 +289,6 @@ def _copy_computing(graph: fx.Graph, outputs: list) -> fx.Graph:
     copied.eliminate_dead_code()
     drop_values(list(copied.nodes))
     return copied
-
-
-def _check_inputs(example_inputs) -> list[torch.Tensor]:
-    if isinstance(example_inputs, torch.Tensor) or not isinstance(example_inputs, (tuple, list)):
-        raise InputError(
-            "example_inputs must be a tuple of tensors, one per argument of the function "
-            f"(got {type(example_inputs).__name__}; for one tensor x, pass (x,))"
-        )
-    for i, x in enumerate(example_inputs):
-        if not isinstance(x, torch.Tensor):
-            raise InputError(f"example_inputs[{i}] is a {type(x).__name__}, not a tensor")
-        if x.is_nested:
-            raise InputError(f"example_inputs[{i}] is a nested tensor; fxgrad derives functions of strided tensors "
-                             "(pad the pieces into one tensor, with a mask)")
-    return list(example_inputs)
 
 
 def _check_wrt(wrt, values: list[torch.Tensor], n_inputs: int, grad_names: list[str]) -> list[int]:
@@ -327,20 +314,29 @@ def _check_wrt(wrt, values: list[torch.Tensor], n_inputs: int, grad_names: list[
     return sorted({i % n for i in indices})
 
 
-def _flat_outputs(outputs: Any) -> tuple[list, list[str | None]]:
-    """The outputs one by one, and the field each comes from where they are a namedtuple's: a
-    tuple returned, a namedtuple built in the function, and a value holding several (`x.max(1)`,
-    `x.split(2)`) taken apart."""
-    built = _namedtuple_built(outputs)
-    if built is not None:  # (its node, now unused, is dropped with the dead code)
-        return [outputs.tracer.proxy(a) if isinstance(a, fx.Node) else a for a in built.args], list(built.target._fields)
-    flat = []
-    for out in outputs if isinstance(outputs, (tuple, list)) else [outputs]:
-        if isinstance(out, fx.Proxy) and isinstance(value(out), (tuple, list)):
+def _flat_outputs(outputs: tuple, names: list[str | None]) -> tuple[list, list[str | None]]:
+    """The outputs one by one (`Call.calling` returns them flat, each with the key it had in the
+    structure `fn` returns), and the name each takes: its key or field. A namedtuple that fx
+    records built in the function and a value holding several (`x.max(1)`, `x.split(2)`) are
+    taken apart."""
+    if len(names) != len(outputs):  # (the function failed before returning; `_check_outputs` says how)
+        names = [None] * len(outputs)
+    flat, fields = [], []
+    for out, name in zip(outputs, names):
+        built = _namedtuple_built(out)
+        if built is not None:  # (its node, now unused, is dropped with the dead code)
+            flat += [out.tracer.proxy(a) if isinstance(a, fx.Node) else a for a in built.args]
+            fields += list(built.target._fields)
+        elif isinstance(out, fx.Proxy) and isinstance(value(out), (tuple, list)):
             flat += [emit_op(item, out, i) for i in range(len(value(out)))]
+            fields += [None] * len(value(out))
+        elif isinstance(out, (tuple, list)):  # an op with several results, lowered as its parts
+            flat += list(out)
+            fields += [None] * len(out)
         else:
             flat.append(out)
-    return flat, [None] * len(flat)
+            fields.append(name)
+    return flat, fields
 
 
 def _namedtuple_built(outputs: Any) -> fx.Node | None:
@@ -355,7 +351,7 @@ def _namedtuple_built(outputs: Any) -> fx.Node | None:
 
 def _check_outputs(fn: Callable, outputs: list) -> None:
     name = getattr(fn, "__name__", type(fn).__name__)
-    if len(outputs) == 1 and outputs[0] is None:
+    if not outputs:
         raise OutputError(f"`{name}` returns nothing; it must return a tensor or a tuple of tensors")
     for i, out in enumerate(outputs):
         if not isinstance(out, fx.Proxy) or not isinstance(value(out), torch.Tensor):

@@ -17,13 +17,14 @@ from typing import Any, Callable, NamedTuple, Sequence
 import torch
 import torch.fx as fx
 
-from .api import Derivation, _check_inputs, derive_graph
+from .api import Derivation, derive_graph
+from .arguments import Call, Structure, bind
 from .emit import ReadableCodeGen
 from .errors import InputError
 from .graph import FORWARD
 from .guards import holds_at
 from .state import find_state, read_live
-from .trace import _input_names, _name, autocast_state
+from .trace import _name, autocast_state
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Partition:
     backward: fx.GraphModule  # (*saved, *grad_outputs) -> gradients of (*inputs, *parameters)
     n_outputs: int
     n_saved: int
-    returns_tuple: bool  # whether `fn` returns a tuple (of one or more outputs)
+    structure: Structure  # what `fn` returns, its output tensors taken out
     # the buffers the forward updates (batch norm's running statistics), whose new values it
     # returns after the outputs: (*outputs, *new values, *saved)
     state: list[str] = field(default_factory=list)
@@ -102,7 +103,7 @@ def partition(derivation: Derivation) -> Partition:
     backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
     read_live(forward, derivation.sources)
     read_live(backward, derivation.sources)
-    return Partition(forward, backward, n_outputs, len(saved), derivation.returns_tuple, derivation.state,
+    return Partition(forward, backward, n_outputs, len(saved), derivation.structure, derivation.state,
                      reached_from=reached_from)
 
 
@@ -136,6 +137,8 @@ class Key(NamedTuple):
     training: tuple[bool, ...]  # the `training` flag of each module `fn` runs (`_modules`)
     autocast: tuple[tuple[str, torch.dtype], ...]  # (device type, dtype) where autocast is on (`autocast_state`)
     layout: tuple[tuple, ...]  # each argument's dtype, rank and size-1 dims (`layout`): what its rules branch on
+    # the call's form (how its arguments hold tensors) and its constants, by value: both are the trace's
+    form: tuple
     # the arguments' sizes, for a partition whose tracer fixed them (export, make_fx), else None:
     # one derived with sizes read at run time serves every call of its layout that it holds for
     sizes: tuple[tuple[int, ...], ...] | None
@@ -145,14 +148,18 @@ def layout(args: Sequence[torch.Tensor]) -> tuple[tuple, ...]:
     return tuple((x.dtype, x.dim(), tuple(d for d, size in enumerate(x.shape) if size == 1)) for x in args)
 
 
-def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: bool = False) -> Callable:
+def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
+             compile: bool = False) -> Callable:
     """`fn` as a function whose autograd backward is its derived backward.
 
     Calling the result runs the forward part of `fn`'s joint graph, records one autograd node,
     and saves the values the backward reads; `.backward()` then runs the derived backward. For
     an `nn.Module`, its parameters get gradients too. Only the gradients autograd asks for are
     derived, computed and saved for. A partition is derived on first use for each `Key`: the
-    pattern of inputs requiring grad, the modules' train/eval modes, the autocast state.
+    pattern of inputs requiring grad, the modules' train/eval modes, the autocast state, the
+    form of the call and its constants (`f(x, is_causal=True)` derives its own). The result is
+    called as `fn` is, with keywords, containers of tensors and constants, and returns what `fn`
+    returns (a dict, a namedtuple, a dataclass, ..., its tensors the derived function's).
     A backward with `create_graph=True` is itself differentiable (gradient penalties,
     Hessian-vector products). `compile=True` passes both parts through
     `torch.compile(fullgraph=True)`.
@@ -165,22 +172,21 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
         >>> w.grad.shape
         torch.Size([3, 2])
     """
-    example_inputs = _check_inputs(example_inputs)
-    names = _input_names(fn, len(example_inputs))
+    example = bind(fn, example_inputs, kwargs)
     # a module's parameters and the tensors `fn` closes over, read by name on each call
-    parameters = find_state(fn, len(example_inputs)).parameter_sources()
-    arg_names = names + [parameter.name for parameter in parameters]
+    parameters = find_state(fn, example.n_positional).parameter_sources()
 
     def parameter_values() -> list[torch.Tensor]:
         return [parameter.read() for parameter in parameters]
     modules = _modules(fn)
     partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
-    def key(needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
+    def key(call: Call, needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
+        form = (call.spec, tuple(torch.Tensor if isinstance(leaf, torch.Tensor) else leaf for leaf in call.leaves))
         return Key(tuple(needs_grad), tuple(module.training for module in modules), autocast_state(args),
-                   layout(args), None)
+                   layout(args), form, None)
 
-    def partition_of(key: Key, args: Sequence[torch.Tensor]) -> tuple[Partition, Callable, Callable]:
+    def partition_of(call: Call, key: Key, args: Sequence[torch.Tensor]) -> tuple[Partition, Callable, Callable]:
         """The partition for a call: the one of its layout if it holds at the call's sizes, else
         the one derived at these sizes."""
         generic = partitions.get(key)
@@ -189,9 +195,9 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
         at_sizes = key._replace(sizes=tuple(tuple(x.shape) for x in args))
         if at_sizes not in partitions:
             wrt = [i for i, needed in enumerate(key.needs_grad) if needed]
-            inputs = [x.detach() for x in args[:len(example_inputs)]]
+            inputs, keywords = call.rebuild([x.detach() for x in args[:len(call.tensors)]])
             # traced under the caller's autocast, which the graph then holds as casts (see `trace`)
-            derivation = derive_graph(fn, inputs, wrt=wrt, with_outputs=True)
+            derivation = derive_graph(fn, inputs, kwargs=keywords, wrt=wrt, with_outputs=True)
             parts = partition(derivation)
             parts.generic = derivation.guards.fixed_sizes is None
             parts.holds[at_sizes.sizes] = True
@@ -204,13 +210,14 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
         return partitions[at_sizes]
 
     def partition_for(needs_grad: tuple[bool, ...]) -> tuple[Partition, Callable, Callable]:
-        args = (*example_inputs, *parameter_values())
-        return partition_of(key(needs_grad, args), args)
+        args = (*example.tensors, *parameter_values())
+        return partition_of(example, key(example, needs_grad, args), args)
 
     class Derived(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, *args: torch.Tensor):
-            parts, forward, backward = partition_of(key(ctx.needs_input_grad, args), args)
+        def forward(ctx, call: Call, *args: torch.Tensor):
+            parts, forward, backward = partition_of(call, key(call, ctx.needs_input_grad[1:], args), args)
+            call.outputs = parts.structure  # what the call returns
             with torch._C._DisableAutocast():  # the graph holds autocast's casts: run it as recorded
                 results = forward(*args)
             n_returned = parts.n_outputs + len(parts.state)
@@ -224,6 +231,7 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
             ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
             # the arguments, for a backward that is differentiated in turn (create_graph); kept as
             # they are, so that changing one after the forward fails only such a backward
+            arg_names = call.names + [parameter.name for parameter in parameters]
             ctx.args, ctx.versions, ctx.arg_names = args, [arg._version for arg in args], arg_names
             ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
                                           and not (out.is_floating_point() or out.is_complex())))
@@ -246,17 +254,16 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
                     saved[position] = tensor
             with torch._C._DisableAutocast():
                 grads = ctx.backward_module(*saved, *grad_outputs)
-            return tuple(grad if given & reached else None for grad, reached in zip(grads, ctx.reached_from))
+            # (none for the call)
+            return (None, *(grad if given & reached else None for grad, reached in zip(grads, ctx.reached_from)))
 
-    def call(*inputs: torch.Tensor, **kwargs: Any):
-        _check_call(fn, names, example_inputs, inputs, kwargs)
-        outputs = Derived.apply(*inputs, *parameter_values())
-        # a tuple as `fn` returns one; a value holding several (`x.max(1)`) as its parts
-        returns_tuple = next(iter(partitions.values()))[0].returns_tuple
-        return outputs if returns_tuple or len(outputs) > 1 else outputs[0]
+    def derived(*args: Any, **kwargs: Any):
+        call = _check_call(fn, example, args, kwargs)
+        outputs = Derived.apply(call, *call.tensors, *parameter_values())
+        return call.outputs.rebuild(outputs)  # what `fn` returns: a tuple, a dict, a dataclass, ...
 
-    call.partition_for = partition_for
-    return call
+    derived.partition_for = partition_for
+    return derived
 
 
 def _saved_values_recorded(ctx) -> list:
@@ -297,19 +304,17 @@ def _modules(fn: Callable) -> list[torch.nn.Module]:
     return list(dict.fromkeys(module for root in roots for module in root.modules()))
 
 
-def _check_call(fn: Callable, names: list[str], example_inputs: list[torch.Tensor], inputs: tuple,
-                kwargs: dict) -> None:
-    """Refuse a call no partition can be derived for: keywords, another number of arguments, a
-    non-tensor. (Another dtype, rank or size derives a partition of its own.)"""
-    count = f"{len(names)} tensor" + ("" if len(names) == 1 else "s")
-    expected = f"`{_name(fn)}` takes the {count} it was derived for, by position ({', '.join(names)})"
-    if kwargs:
-        raise InputError(f"{expected}; it was given keyword arguments ({', '.join(kwargs)})")
-    if len(inputs) != len(example_inputs):
-        raise InputError(f"{expected}; it was given {len(inputs)} arguments")
-    for name, x, example in zip(names, inputs, example_inputs):
-        if not isinstance(x, torch.Tensor):
-            raise InputError(f"{expected}; `{name}` is a {type(x).__name__}, not a tensor")
-        if x.is_nested:
-            raise InputError(f"{expected}; `{name}` is a nested tensor, and fxgrad derives functions of strided "
-                             "tensors")
+def _check_call(fn: Callable, example: Call, args: tuple, kwargs: dict) -> Call:
+    """The call taken apart; refused if `fn` cannot take it, or where it gives something other
+    than a tensor for an argument the example gave one for. (Other forms, constants, dtypes,
+    ranks and sizes derive a partition of their own.)"""
+    expected = f"`{_name(fn)}` takes its arguments as derived ({', '.join(f'{form.name}: {form.kind()}' for form in example.arguments)})"
+    try:
+        call = bind(fn, args, kwargs)
+    except InputError as error:
+        raise InputError(f"{expected}; {error}") from None
+    tensors = {form.name for form in example.arguments if form.is_tensor}
+    for form in call.arguments:
+        if form.name in tensors and not form.is_tensor:
+            raise InputError(f"{expected}; `{form.name}` is {form.kind()}, not a tensor")
+    return call

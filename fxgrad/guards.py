@@ -3,7 +3,9 @@
 A derived backward is specialised to its example inputs in a few ways, as a torch.compile graph
 is, and every call is checked against them, never run outside them:
 
-- *always*: the number of arguments, and each tensor's dtype and rank (rules branch on both);
+- *always*: the number of arguments, each one's form (a tensor, a constant equal to the one
+  derived with, a container of them: `arguments.ArgumentForm`), and each tensor's dtype and
+  rank (rules branch on both);
 - *sizes fixed by the tracer*: torch.export and make_fx write the example sizes into the graph
   as constants, so a backward they traced holds at those sizes only;
 - *sizes generic*: fx reads sizes at run time (`grad.reshape(x.shape)`), so a backward it traced
@@ -26,6 +28,7 @@ from typing import Any, Sequence
 import torch
 import torch.fx as fx
 
+from .arguments import ArgumentForm
 from .errors import GradOutputError, InputError, ShapeError, source_location
 from .graph import DERIVED_FROM, SMALL_ENOUGH_FOR_ZEROS, portable, read_attributes
 
@@ -41,27 +44,34 @@ class TensorSpec:
 
 @dataclass
 class Guards:
-    """The assumptions of one derived graph about its calls `(*inputs, *grad_outputs)`."""
+    """The assumptions of one derived graph about its calls `(*arguments, *grad_outputs)`, run as
+    `(*inputs, *grad_outputs)`: the tensors of the arguments, then the incoming gradients."""
 
-    inputs: list[TensorSpec]
+    inputs: list[TensorSpec]  # the tensors among the arguments
     grad_outputs: list[TensorSpec]  # one per output of the function, named `grad_<output>`
     # why the tracer wrote the example sizes into the graph, or None where it reads them at run time
     fixed_sizes: str | None
     forward: fx.GraphModule | None = None  # the function's outputs from the inputs, to check new sizes on
     checked: set = field(default_factory=set)  # the call sizes that passed the node-by-node check
+    # the function's arguments (`*args, *kwargs values`) as derived; None: the inputs, by position
+    arguments: list[ArgumentForm] | None = None
 
-    def check(self, args: tuple, kwargs: dict) -> None:
+    def check(self, args: tuple, kwargs: dict) -> tuple:
         """Raise a clear error for a call outside what the graph was derived for (all but the
-        node-by-node check of new sizes, `needs_checked_run`)."""
+        node-by-node check of new sizes, `needs_checked_run`); return the call as the graph takes
+        it, `(*inputs, *grad_outputs)`."""
         if kwargs:
             raise GradOutputError(f"this backward takes its arguments by position ({self.signature()}); "
                                   f"it was given keyword arguments {', '.join(map(repr, kwargs))}")
-        n_inputs, n_grads = len(self.inputs), len(self.grad_outputs)
-        if len(args) != n_inputs + n_grads:
+        n_arguments, n_grads = len(self._argument_names()), len(self.grad_outputs)
+        if len(args) != n_arguments + n_grads:
             raise GradOutputError(
-                f"this backward takes the {n_inputs} inputs and then {n_grads} incoming gradients "
-                f"({', '.join(spec.name for spec in self.grad_outputs)}), {n_inputs + n_grads} arguments in all "
+                f"this backward takes the {n_arguments} inputs and then {n_grads} incoming gradients "
+                f"({', '.join(spec.name for spec in self.grad_outputs)}), {n_arguments + n_grads} arguments in all "
                 f"(`bwd({self.signature()})`); it was given {len(args)}")
+        if self.arguments is not None:  # the tensors of each argument, its constants checked
+            args = (*(t for form, arg in zip(self.arguments, args) for t in form.tensors(arg)), *args[n_arguments:])
+        n_inputs = len(self.inputs)
         for spec, x in zip(self.inputs, args):
             _check_tensor(spec, x, "input", ShapeError)
         for spec, grad in zip(self.grad_outputs, args[n_inputs:]):
@@ -76,6 +86,7 @@ class Guards:
                 if grad.shape != spec.shape:
                     raise GradOutputError(f"the gradient of output `{_output(spec)}` has shape {tuple(grad.shape)}; "
                                           f"it must have the output's shape, {tuple(spec.shape)}")
+        return args
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -121,7 +132,12 @@ class Guards:
         return results
 
     def signature(self) -> str:
-        return ", ".join(spec.name for spec in self.inputs + self.grad_outputs)
+        return ", ".join(self._argument_names() + [spec.name for spec in self.grad_outputs])
+
+    def _argument_names(self) -> list[str]:
+        if self.arguments is None:
+            return [spec.name for spec in self.inputs]
+        return [form.name for form in self.arguments]
 
     def _at_derived_sizes(self, inputs: tuple) -> bool:
         return all(x.shape == spec.shape for spec, x in zip(self.inputs, inputs))

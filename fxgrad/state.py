@@ -26,7 +26,7 @@ import torch.fx as fx
 from torch.utils._pytree import tree_leaves
 
 from .errors import ParameterError
-from .trace import _input_names, _is_library, _name
+from .trace import _is_library, _name
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def find_state(fn: Callable, n_inputs: int) -> State:
     _refuse_unreachable(fn, captured, readers)
     if not readers:
         return State(fn, None, {})
-    return State(fn, _captures(fn, n_inputs, readers), readers)
+    return State(fn, _captures(fn, readers), readers)
 
 
 def _is_state(value: Any) -> bool:
@@ -247,7 +247,7 @@ def _refuse_unreachable(fn: types.FunctionType, captured: dict[str, Callable[[],
             helpers.append((inner, read()))
 
 
-def _captures(fn: types.FunctionType, n_inputs: int, readers: dict[str, Callable[[], Any]]) -> torch.nn.Module:
+def _captures(fn: types.FunctionType, readers: dict[str, Callable[[], Any]]) -> torch.nn.Module:
     """A module holding what `fn` closes over, its modules as submodules and its tensors as
     parameters (a tensor that requires grad becomes one sharing its storage; a parameter stays
     itself), whose forward calls a copy of `fn` that reads them from the module: so every tracer
@@ -265,8 +265,7 @@ def _captures(fn: types.FunctionType, n_inputs: int, readers: dict[str, Callable
     copy.__kwdefaults__, copy.__qualname__ = dict(fn.__kwdefaults__ or {}) or None, fn.__qualname__
     torch.fx.proxy._register_stack_trace_anchor(copy)  # export keeps the frames of `forward`s and of anchors
     bind = functools.partial(_bind, copy, paths)
-    arguments = ", ".join(_input_names(fn, n_inputs))
-    forward = eval(f"lambda self, {arguments}: bind(self)({arguments})", {"bind": bind})
+    forward = eval("lambda self, *args, **kwargs: bind(self)(*args, **kwargs)", {"bind": bind})
     # export and make_fx record the frames of functions named `forward` only
     forward.__code__ = forward.__code__.replace(co_name="forward", co_qualname="forward")
     module = type(fn.__name__, (torch.nn.Module,), {"forward": forward})()

@@ -56,20 +56,14 @@ class Trace:
     # (fx, export) that stands for it in the graph, to its qualified name.
     parameters: dict[str, str]
     tracer: str
-    returns_tuple: bool  # whether the function returns a tuple (or list), not one value
     # why the example sizes are constants of the graph (export, make_fx), None where fx kept them generic
     fixed_sizes: str | None = None
-    output_fields: tuple[str, ...] | None = None  # the fields of a namedtuple returned, where the graph has none
-
-
-def _returns_tuple(module: fx.GraphModule) -> bool:
-    output = next(node for node in module.graph.nodes if node.op == "output")
-    return isinstance(output.args[0], (tuple, list))
 
 
 @torch.enable_grad()  # grad mode is the function's own, not the caller's: see GRAD_DISABLED
 def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Trace:
-    """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
+    """Trace `fn` (a function or an nn.Module of the tensors `inputs`, `arguments.Call.calling`)
+    on `inputs` with `tracer`."""
     linecache.checkcache()  # source read for names and provenance: as it is now, not as first read
     _refuse_backward_hooks(fn)
     _refuse_cumulative_batch_norm(fn)
@@ -99,6 +93,7 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
     except Exception as error:  # each tracer raises many kinds; all mean "this cannot be traced"
         raise TraceError(f"{tracer} could not trace `{_name(fn)}`{_user_line(error)}: "
                          f"{type(error).__name__}: {error}") from error
+    _check_input_count(traced, fn, len(inputs))
     if tracer != "fx":
         traced.fixed_sizes = f"{_TRACER_NAMES[tracer]} wrote into the graph as constants"
     return traced
@@ -117,6 +112,15 @@ def _refuse_cumulative_batch_norm(fn: Callable) -> None:
                 raise TraceError(f"batch norm `{name or type(fn).__name__}` has momentum=None, a cumulative average "
                                  "of its statistics, which reads the count of batches as a number no tracer "
                                  "follows: give it a momentum, or derive it in eval mode")
+
+
+def _check_input_count(traced: Trace, fn: Callable, n_inputs: int) -> None:
+    """A graph must take one placeholder per input (a TraceError, so that "auto" tries the next tracer)."""
+    placeholders = [node for node in traced.module.graph.nodes
+                    if node.op == "placeholder" and node.target not in traced.parameters]
+    if len(placeholders) != n_inputs:
+        raise TraceError(f"{traced.tracer} traced `{_name(fn)}` as taking {len(placeholders)} inputs "
+                         f"({', '.join(traced.input_names)}) but {n_inputs} were given")
 
 
 def _refuse_backward_hooks(fn: Callable) -> None:
@@ -149,19 +153,34 @@ def _user_line(error: Exception) -> str:
 
 
 def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
-    if not isinstance(fn, torch.nn.Module) and _needs_wrapper(fn, len(inputs)):
-        fn = _python_function_calling(fn, len(inputs))
     tracer = _SourceRecordingTracer(fn)
     hooked = isinstance(fn, torch.nn.Module) and _has_forward_hooks(fn)
-    with _RefuseRandomness(), _RefuseStateChanges(fn):  # fx would run these for real, once
-        graph = tracer.trace(_calling_with_hooks(fn, len(inputs)) if hooked else fn)
-    if hooked:  # attributes are read from `fn` itself, not from the module calling it
-        for node in graph.nodes:
-            if node.op == "get_attr":
-                node.target = node.target.removeprefix(f"{_HOOKED}.")
-    module = fx.GraphModule(fn if hooked else tracer.root, graph)
+    with _tensor_constants_removed(fn):
+        with _RefuseRandomness(), _RefuseStateChanges(fn):  # fx would run these for real, once
+            graph = tracer.trace(_calling_with_hooks(fn, len(inputs)) if hooked else fn)
+        if hooked:  # attributes are read from `fn` itself, not from the module calling it
+            for node in graph.nodes:
+                if node.op == "get_attr":
+                    node.target = node.target.removeprefix(f"{_HOOKED}.")
+        module = fx.GraphModule(fn if hooked else tracer.root, graph)
     names = [node.target for node in graph.nodes if node.op == "placeholder"]
-    return Trace(module, names, _parameter_names(fn), "fx", _returns_tuple(module))
+    return Trace(module, names, _parameter_names(fn), "fx")
+
+
+@contextlib.contextmanager
+def _tensor_constants_removed(fn: Callable):
+    """fx keeps the tensors a function makes (`torch.tensor([1., 2.])`) as `_tensor_constant<n>`
+    attributes of the module it traces, which is the user's: the GraphModule copies them, and
+    they are taken off the user's module afterwards, whether tracing succeeded or not (another
+    tracer, or the next derive, would read them)."""
+    before = set(vars(fn)) if isinstance(fn, torch.nn.Module) else set()
+    try:
+        yield
+    finally:
+        if isinstance(fn, torch.nn.Module):
+            for name in set(vars(fn)) - before:
+                if name.startswith("_tensor_constant"):
+                    delattr(fn, name)
 
 
 _HOOKED = "hooked"
@@ -286,16 +305,19 @@ for _operator in _AUGMENTED:
 
 class _Attribute(_RecordsInPlace, fx.proxy.Attribute):
     """`x.T`: fx makes its node only when the value is used, maybe after the user's function
-    has returned, so the source line is taken when the attribute is read."""
+    has returned or inside a `no_grad` block it was not read in, so the source line and the
+    grad mode are taken when the attribute is read."""
 
     def __init__(self, root: fx.Proxy, attr: str):
         super().__init__(root, attr)
         self.stack_trace = root.tracer.user_stack()
+        self.grad_enabled = torch.is_grad_enabled()
 
     @property
     def node(self) -> fx.Node:
         created = self._node is None
-        node = super().node
+        with torch.set_grad_enabled(self.grad_enabled):
+            node = super().node
         if created:
             node.stack_trace = self.stack_trace
         return node
@@ -306,7 +328,7 @@ class _Attribute(_RecordsInPlace, fx.proxy.Attribute):
 
 
 def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
-    module = fn if isinstance(fn, torch.nn.Module) else _as_module(fn, len(inputs))
+    module = fn if isinstance(fn, torch.nn.Module) else _as_module(fn)
     with _RefuseInferenceMode():
         exported = torch.export.export(module, tuple(_distinct(inputs)))
     graph_module = exported.module()
@@ -317,11 +339,7 @@ def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
         if node.op == "call_module" and node.target == "_guards_fn":  # export's own input checks
             graph_module.graph.erase_node(node)
     _name_user_frames(graph_module, fn)
-    names = _input_names(fn, len(inputs))
-    out_spec = exported.call_spec.out_spec  # (the module export makes always returns a list)
-    fields = getattr(out_spec.context, "_fields", None)  # of a namedtuple returned
-    returns_tuple = fields is not None or isinstance(out_spec.type, type) and issubclass(out_spec.type, (tuple, list))
-    return Trace(graph_module, names, _parameter_names(fn), "export", returns_tuple, output_fields=fields)
+    return Trace(graph_module, _input_names(fn, len(inputs)), _parameter_names(fn), "export")
 
 
 class _RefuseInferenceMode(TorchFunctionMode):
@@ -347,11 +365,10 @@ def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
         with _state_kept(fn):
             graph_module = _make_fx(call)(*_distinct(inputs), *parameters)
         placeholders = [node.name for node in graph_module.graph.nodes if node.op == "placeholder"]
-        return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten",
-                     _returns_tuple(graph_module))
-    graph_module = _make_fx(_as_forward(fn, len(inputs)))(*_distinct(inputs))
+        return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten")
+    graph_module = _make_fx(_as_forward(fn))(*_distinct(inputs))
     _name_user_frames(graph_module, fn)
-    return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten", _returns_tuple(graph_module))
+    return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten")
 
 
 def _make_fx(fn: Callable) -> Callable:
@@ -404,17 +421,15 @@ def _distinct(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     return [x.detach().clone() for x in inputs]
 
 
-def _as_forward(fn: Callable, n_inputs: int) -> types.FunctionType:
+def _as_forward(fn: types.FunctionType) -> types.FunctionType:
     """`fn` as a Python function whose code is named `forward`: export and make_fx record the
     source frames of functions so named only. `_name_user_frames` puts the name back."""
-    if _needs_wrapper(fn, n_inputs):
-        fn = _python_function_calling(fn, n_inputs)
     code = fn.__code__.replace(co_name="forward", co_qualname="forward")
     return types.FunctionType(code, fn.__globals__, "forward", fn.__defaults__, fn.__closure__)
 
 
-def _as_module(fn: Callable, n_inputs: int) -> torch.nn.Module:
-    forward = _as_forward(fn, n_inputs)
+def _as_module(fn: types.FunctionType) -> torch.nn.Module:
+    forward = _as_forward(fn)
     return type(_name(fn), (torch.nn.Module,), {"forward": staticmethod(forward)})()
 
 
@@ -474,17 +489,6 @@ def _name(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
-def _needs_wrapper(fn: Callable, n_inputs: int) -> bool:
-    """Whether fx cannot make exactly `n_inputs` placeholders of `fn` itself."""
-    if not isinstance(fn, types.FunctionType):
-        return True
-    code = fn.__code__
-    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_kwonlyargcount:
-        return True
-    required = code.co_argcount - len(fn.__defaults__ or ())
-    return required <= n_inputs < code.co_argcount
-
-
 def _arguments(fn: Callable, n_inputs: int) -> str:
     """`a, b`: the user's names for the inputs, as a wrapper's parameters (fx's placeholders)."""
     names = _input_names(fn, n_inputs)
@@ -492,9 +496,3 @@ def _arguments(fn: Callable, n_inputs: int) -> str:
         names = [f"x{i}" for i in range(n_inputs)]
     return ", ".join(names)
 
-
-def _python_function_calling(fn: Callable, n_inputs: int) -> types.FunctionType:
-    arguments = _arguments(fn, n_inputs)
-    wrapper = eval(f"lambda {arguments}: fn({arguments})", {"fn": fn})  # a fixed arity for the tracers
-    wrapper.__name__ = wrapper.__qualname__ = _name(fn)
-    return wrapper

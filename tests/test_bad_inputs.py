@@ -63,12 +63,34 @@ def reassigned_after_derive(new_weight):
     return bwd(randn(4, 3), randn(4, 2))
 
 
+def scaled(x, scale):
+    return x * scale
+
+
+def summed(xs):
+    return xs[0] + xs[1]
+
+
+def hooked_linear():
+    layer = torch.nn.Linear(3, 2).double()
+    layer.register_forward_hook(lambda module, args, out: out * 2)
+    return layer
+
+
 # (id, the bad call, the error it raises, text the message holds)
 BAD_CALLS = [
     # derive: its arguments
     ("example_inputs a tensor", lambda: fxgrad.derive(torch.tanh, randn(3)), InputError, "tuple of tensors"),
-    ("example_inputs holds a string", lambda: fxgrad.derive(torch.tanh, ("x",)), InputError, "not a tensor"),
+    ("example_inputs holds an object", lambda: fxgrad.derive(torch.tanh, (object(),)), InputError, "not a tensor"),
     ("too few example inputs", lambda: fxgrad.derive(product, (randn(3),)), InputError, "takes 2 arguments"),
+    ("kwargs not a dict", lambda: fxgrad.derive(product, (randn(3), randn(3)), [randn(3)]), InputError,
+     "kwargs must be a dict"),
+    ("an unknown keyword", lambda: fxgrad.derive(product, (randn(3), randn(3)), {"z": randn(3)}), InputError,
+     "unexpected keyword argument 'z'"),
+    ("keywords for a function without a signature", lambda: fxgrad.derive(torch.tanh, (), {"input": randn(3)}),
+     InputError, "no Python signature"),
+    ("keywords for a module with forward hooks", lambda: fxgrad.derive(hooked_linear(), (), {"input": randn(2, 3)}),
+     TraceError, "forward hooks"),
     ("complex input", lambda: fxgrad.derive(torch.tanh, (torch.randn(3, dtype=torch.cfloat),)), InputError, "complex"),
     ("nested example input", lambda: fxgrad.derive(torch.tanh, (torch.nested.nested_tensor([randn(2), randn(3)]),)),
      FxgradError, "nested"),
@@ -103,6 +125,11 @@ BAD_CALLS = [
     ("backward: None as an input", lambda: derived_product()(randn(3), None, randn(3)), InputError, "must be a tensor"),
     ("backward: None as a gradient", lambda: derived_product()(randn(3), randn(3), None), GradOutputError,
      "must be a tensor"),
+    ("backward: another constant", lambda: fxgrad.derive(scaled, (randn(3), 2.0))(randn(3), 3.0, randn(3)),
+     ShapeError, "derived for `scale` == 2.0, a constant of the trace"),
+    ("backward: a container of another form",
+     lambda: fxgrad.derive(summed, ([randn(3), randn(3)],))([randn(3)], randn(3)), InputError,
+     "derived for `xs` of the form"),
     ("backward: gradient of another shape", lambda: derived_product()(randn(3), randn(3), randn(4)), GradOutputError,
      "shape"),
     ("backward: input of another rank", lambda: derived_product()(randn(1, 3), randn(3), randn(1, 3)), ShapeError,
@@ -123,9 +150,11 @@ BAD_CALLS = [
      ParameterError, "torch.float32"),
     # fxgrad.function and its result
     ("function: example_inputs a tensor", lambda: fxgrad.function(torch.tanh, randn(3)), InputError, "tuple"),
-    ("function: keyword arguments", lambda: function_of_product()(randn(3), y=randn(3)), InputError, "keyword"),
+    ("function: an unknown keyword", lambda: function_of_product()(randn(3), randn(3), z=randn(3)), InputError, "keyword"),
     ("function: too few arguments", lambda: function_of_product()(randn(3)), InputError, "2"),
     ("function: a string argument", lambda: function_of_product()(randn(3), "y"), InputError, "tensor"),
+    ("function: a list for a tensor", lambda: function_of_product()(randn(3), [randn(3)]), InputError,
+     "`y` is a list, not a tensor"),
 ]
 
 

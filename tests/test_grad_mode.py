@@ -128,3 +128,17 @@ def test_make_fx_refuses_detach_in_place():
     x = torch.randn(3, dtype=torch.float64)
     with pytest.raises(fxgrad.TraceError, match="detach_"):
         fxgrad.derive(detached_in_place, (x, x.clone()), tracer="aten")
+
+
+def attribute_first_used_without_grad(x):
+    t = x.mT  # fx makes the node of an attribute where it is first used: here, under no_grad
+    with torch.no_grad():
+        c = t.tanh()
+    return t * 2 + c, t
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten"])
+def test_an_attribute_keeps_the_grad_mode_it_was_read_in(tracer):
+    x = torch.randn(2, 3, dtype=torch.float64)
+    bwd = fxgrad.derive(attribute_first_used_without_grad, (x,), tracer=tracer)
+    assert_matches_autograd(attribute_first_used_without_grad, bwd, (x,))

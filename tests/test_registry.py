@@ -3,6 +3,7 @@
 import torch
 
 import fxgrad
+from fxgrad.arguments import bind
 from fxgrad.canon import LOWERINGS, OPS, op_name, traced_target
 from fxgrad.rules import RULES
 from fxgrad.trace import TRACERS, trace
@@ -30,7 +31,8 @@ def test_every_lowering_is_exercised_by_a_case():
     traced_targets = set()
     for case in CASES:
         for tracer in TRACERS:
-            traced = trace(case.fn, list(case.inputs()), tracer)
+            call = bind(case.fn, case.inputs(), None)
+            traced = trace(call.calling(case.fn), call.tensors, tracer)
             traced_targets.update(traced_target(node) for node in traced.module.graph.nodes if node.op != "placeholder")
     # an in-place op on a fresh value is lowered as its out-of-place twin (`x.fill_(v)` as `Tensor.fill`)
     traced_targets.update(_out_of_place(t) for t in list(traced_targets))
