@@ -251,8 +251,8 @@ def derive_graph(fn: Callable, example_inputs: Sequence[torch.Tensor], *, wrt: S
         inputs=[TensorSpec(name, x.shape, x.dtype) for name, x in zip(traced.input_names, inputs)],
         grad_outputs=[TensorSpec(f"grad_{name}", value(grad).shape, value(grad).dtype)
                       for name, grad in zip(output_names, grad_proxies)],
-        fixed_sizes=traced.fixed_sizes,
-        forward=None if traced.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
+        fixed_sizes=traced.fixed_sizes or builder.fixed_sizes,
+        forward=None if traced.fixed_sizes or builder.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
     )
     sources = {target: source for target, obj in builder.attributes.items()
                if (source := fn_state.source(target, obj)) is not None}
