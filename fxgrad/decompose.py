@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from typing import Any, Callable
 
 import torch
@@ -95,7 +96,14 @@ def _traced(run: Callable, examples: list[torch.Tensor], table: dict | None) -> 
     graph as if they held for every call."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    return make_fx(run, decomposition_table=table, tracing_mode="fake")(*examples)
+    # (an op that fails there is the caller's to report: fake tensors' own log of it is noise)
+    fake_tensor_log = logging.getLogger("torch._subclasses.fake_tensor")
+    level = fake_tensor_log.level
+    fake_tensor_log.setLevel(logging.CRITICAL)
+    try:
+        return make_fx(run, decomposition_table=table, tracing_mode="fake")(*examples)
+    finally:
+        fake_tensor_log.setLevel(level)
 
 
 def decompose(target: Any, node: fx.Node, args: tuple, kwargs: dict, builder,
@@ -107,8 +115,8 @@ def decompose(target: Any, node: fx.Node, args: tuple, kwargs: dict, builder,
     call = _callable(target, node)
     try:
         graph_module, proxies, run = aten_graph(call, args, kwargs, decompositions())
-    except Exception as error:  # an op make_fx cannot run on its own (data-dependent, ...)
-        return None, f"tracing it ({type(error).__name__})"
+    except Exception:  # an op make_fx cannot run on its own (data-dependent, ...): no further
+        return None, _name(node)
     stuck = _stuck_on(graph_module)
     if stuck is not None:
         return None, stuck
