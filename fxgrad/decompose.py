@@ -130,7 +130,11 @@ def decompose(target: Any, node: fx.Node, args: tuple, kwargs: dict, builder,
         for new_node in reversed(created):
             builder.graph.erase_node(new_node)
         return None, stuck
-    if not _same_at_other_sizes(graph_module, run, [value(p) for p in proxies]):
+    # a number computed at run time (`a.size(0) * 0.1`) is traced as its example value, and so
+    # is a size the decomposition reads
+    reads_numbers = any(isinstance(leaf, fx.Proxy) and not isinstance(value(leaf), torch.Tensor)
+                        for leaf in pytree.tree_leaves((args, kwargs)))
+    if reads_numbers or not _same_at_other_sizes(graph_module, run, [value(p) for p in proxies]):
         builder.fixed_sizes = builder.fixed_sizes or (
             f"torch's decomposition of `{_name(node)}` at {source_location(node)} wrote into the graph as constants")
     return result, None

@@ -72,3 +72,16 @@ def test_no_decomposition_is_needed_on_a_path_without_gradient():
     x = torch.randn(4, dtype=torch.float64)
     bwd = fxgrad.derive(f, (x,))
     assert_matches_autograd(f, bwd, (x,))
+
+
+def lerp_by_rows(a, b):
+    return torch.lerp(a, b, a.size(0) * 0.1)
+
+
+def test_a_number_computed_at_run_time_that_a_decomposition_takes_is_guarded():
+    a, b = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    bwd = fxgrad.derive(lerp_by_rows, (a, b))
+    assert_matches_autograd(lerp_by_rows, bwd, (a, b))
+    with pytest.raises(fxgrad.ShapeError, match=r"decomposition of `torch.lerp` at lerp_by_rows line"):
+        bwd(torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64),
+            torch.randn(5, 3, dtype=torch.float64))
