@@ -15,7 +15,7 @@ from . import emit, simplify as simplifier
 from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
-from .errors import FxgradError, InputError, OutputError, ParameterError
+from .errors import FxgradError, InputError, OutputError, ParameterError, TraceError
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
@@ -63,6 +63,18 @@ class Backward(fx.GraphModule):
         # rebuilt from its graph, which carries the readable printer and the values' shapes
         return _rebuild_backward, (read_attributes(self), portable(self.graph),
                                    self.grad_names, self.guards, self.compiled is not None)
+
+
+def _refuse_gradient_hooks(fn: Callable) -> None:
+    """A hook on a parameter (`w.register_hook(...)`) changes the gradient autograd gives it, and
+    a derived backward returns the gradient itself. (`fxgrad.function` is fine: autograd runs a
+    leaf's hooks on the gradient the derived backward returns.)"""
+    if isinstance(fn, torch.nn.Module):
+        for name, parameter in fn.named_parameters():
+            if parameter._backward_hooks:
+                raise TraceError(f"`{name}` has a gradient hook, which changes the gradient autograd gives it and "
+                                 "which a derived backward does not run: apply it to the derived gradient, or use "
+                                 "fxgrad.function, whose parameters' hooks autograd runs")
 
 
 def _first_line(error: Exception) -> str:
@@ -125,6 +137,7 @@ def derive(
         >>> grad_w.shape
         torch.Size([3, 2])
     """
+    _refuse_gradient_hooks(fn)
     derivation = derive_graph(fn, example_inputs, wrt=wrt, simplify=simplify, tracer=tracer)
     derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")

@@ -36,6 +36,9 @@ class Partition:
     # the buffers the forward updates (batch norm's running statistics), whose new values it
     # returns after the outputs: (*outputs, *new values, *saved)
     state: list[str] = field(default_factory=list)
+    # for each gradient the backward returns, the incoming gradients it is computed from: with
+    # none of those given (outputs the loss does not use), it is None, as autograd leaves it
+    reached_from: list[frozenset[int]] = field(default_factory=list)
     generic: bool = False  # whether its sizes are read at run time, so that it may hold at other sizes
     holds: dict = field(default_factory=dict)  # argument sizes checked, to whether it holds at them
 
@@ -94,11 +97,27 @@ def partition(derivation: Derivation) -> Partition:
     for part in (forward_graph, backward_graph):
         part.eliminate_dead_code()
         part.set_codegen(ReadableCodeGen(provenance=False))
+    reached_from = _incoming_gradients_used(backward_graph, len(grad_outputs))
     forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
     backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
     read_live(forward, derivation.sources)
     read_live(backward, derivation.sources)
-    return Partition(forward, backward, n_outputs, len(saved), derivation.returns_tuple, derivation.state)
+    return Partition(forward, backward, n_outputs, len(saved), derivation.returns_tuple, derivation.state,
+                     reached_from=reached_from)
+
+
+def _incoming_gradients_used(backward: fx.Graph, n_grad_outputs: int) -> list[frozenset[int]]:
+    """For each value the backward returns, which incoming gradients (its last placeholders)
+    it is computed from."""
+    placeholders = [node for node in backward.nodes if node.op == "placeholder"]
+    first = len(placeholders) - n_grad_outputs
+    uses: dict[fx.Node, frozenset[int]] = {node: frozenset({i - first}) if i >= first else frozenset()
+                                           for i, node in enumerate(placeholders)}
+    for node in backward.nodes:
+        if node.op not in ("placeholder", "output"):
+            uses[node] = frozenset().union(*(uses[arg] for arg in node.all_input_nodes))
+    output = next(node for node in backward.nodes if node.op == "output")
+    return [uses[g] if isinstance(g, fx.Node) else frozenset() for g in output.args[0]]
 
 
 def _reads_size(node: fx.Node) -> bool:
@@ -208,10 +227,17 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
             ctx.args, ctx.versions, ctx.arg_names = args, [arg._version for arg in args], arg_names
             ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
                                           and not (out.is_floating_point() or out.is_complex())))
+            # an output the loss does not use gets no gradient (None), as in autograd
+            ctx.set_materialize_grads(False)
+            ctx.outputs_like = [(out.shape, out.dtype, out.device) for out in outputs]
+            ctx.reached_from = parts.reached_from
             return tuple(outputs)
 
         @staticmethod
-        def backward(ctx, *grad_outputs: torch.Tensor):
+        def backward(ctx, *grad_outputs: torch.Tensor | None):
+            given = {i for i, grad in enumerate(grad_outputs) if grad is not None}
+            grad_outputs = [torch.zeros(shape, dtype=dtype, device=device) if grad is None else grad
+                            for grad, (shape, dtype, device) in zip(grad_outputs, ctx.outputs_like)]
             if torch.is_grad_enabled():  # create_graph: these gradients are differentiated in turn
                 saved = _saved_values_recorded(ctx)
             else:
@@ -219,7 +245,8 @@ def function(fn: Callable, example_inputs: Sequence[torch.Tensor], *, compile: b
                 for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
                     saved[position] = tensor
             with torch._C._DisableAutocast():
-                return tuple(ctx.backward_module(*saved, *grad_outputs))
+                grads = ctx.backward_module(*saved, *grad_outputs)
+            return tuple(grad if given & reached else None for grad, reached in zip(grads, ctx.reached_from))
 
     def call(*inputs: torch.Tensor, **kwargs: Any):
         _check_call(fn, names, example_inputs, inputs, kwargs)

@@ -17,7 +17,7 @@ import torch
 import torch.fx as fx
 from torch.fx.node import map_aggregate
 
-from .errors import InputError, UnsupportedArgumentError
+from .errors import FxgradError, InputError, UnsupportedArgumentError
 
 
 # Keys of node.meta that later stages read.
@@ -25,6 +25,14 @@ FORWARD = "fxgrad_forward"  # a value of the forward function, recomputed by the
 USER_NAMED = "fxgrad_user_named"  # a forward value named by the user's source (`x = ...`)
 DERIVED_FROM = "fxgrad_derived_from"  # on a backward node: the forward node whose rule made it
 GRADIENT_OF = "fxgrad_gradient_of"  # on a gradient: the forward value it is a gradient of
+
+
+class EvaluationError(Exception):
+    """A torch op failed on the values of its arguments while a node was made: on the example
+    inputs, the user's function itself fails there (canonicalize says where)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")
 
 
 class GraphBuilder(fx.proxy.GraphAppendingTracer):
@@ -44,17 +52,32 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         self.fixed_sizes: str | None = None
 
     def update_state(self, buffer: fx.Proxy, new: fx.Proxy) -> None:
+        """Record `new` as the value of a buffer (its get_attr's Proxy, or its last new value)."""
         for node, previous in self.state_updates.items():
             if previous.node is buffer.node:  # a buffer changed again: its new value replaces the last
                 self.state_updates[node] = new
                 return
         self.state_updates[buffer.node] = new
 
+    def current_state(self, buffer: fx.Proxy) -> fx.Proxy:
+        """A buffer's value after the updates recorded so far (a module run twice in one call)."""
+        updated = self.updated_state(buffer.node.target) if buffer.node.op == "get_attr" else None
+        return buffer if updated is None else updated
+
+    def updated_state(self, target: str) -> fx.Proxy | None:
+        """The new value of the buffer read as `target`, if the function changed it so far."""
+        return next((new for node, new in self.state_updates.items() if node.target == target), None)
+
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind != "placeholder":
             with torch._C._DisableAutocast():  # a traced graph holds autocast's casts: run as recorded
-                node.meta["val"] = evaluate(node, self.attributes)
+                try:
+                    node.meta["val"] = evaluate(node, self.attributes)
+                except FxgradError:
+                    raise
+                except Exception as error:
+                    raise EvaluationError(error) from error
         return node
 
     def attribute(self, target: str, obj: Any) -> fx.Proxy:
@@ -125,14 +148,14 @@ def is_tensor(x: Any) -> bool:
 
 # Up to this many elements in all, shapes are carried by zero-filled CPU tensors: torch's CPU
 # kernels run in microseconds on them, where meta tensors go through Python reference kernels.
-_SMALL_ENOUGH_FOR_ZEROS = 2**20
+SMALL_ENOUGH_FOR_ZEROS = 2**20
 
 
 def drop_values(nodes: list[fx.Node]) -> None:
     """Keep only the shapes and dtypes of the nodes' values (`meta["val"]`), as zero-filled
     tensors while they are small, else on the meta device."""
     tensors = [t for node in nodes for t in _tensors(node.meta.get("val"))]
-    small = sum(t.numel() for t in tensors) <= _SMALL_ENOUGH_FOR_ZEROS
+    small = sum(t.numel() for t in tensors) <= SMALL_ENOUGH_FOR_ZEROS
     for node in nodes:
         node.meta["val"] = map_aggregate(node.meta.get("val"), lambda t: _shape_only(t, small))
 

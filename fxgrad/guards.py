@@ -27,7 +27,7 @@ import torch
 import torch.fx as fx
 
 from .errors import GradOutputError, InputError, ShapeError, source_location
-from .graph import DERIVED_FROM, portable, read_attributes
+from .graph import DERIVED_FROM, SMALL_ENOUGH_FOR_ZEROS, portable, read_attributes
 
 
 @dataclass(frozen=True)
@@ -169,14 +169,16 @@ def cast_gradients(guards: Guards, args: tuple) -> tuple:
 def holds_at(forward: fx.GraphModule, backward: fx.GraphModule, n_outputs: int, n_state: int,
              args: Sequence[torch.Tensor]) -> bool:
     """Whether a forward and backward, cut from one derived graph (`fxgrad.function`), hold for
-    arguments of these sizes: run on meta tensors of their shapes, every value must broadcast as
-    it did at derive time. Anything that does not run on meta tensors counts as not holding.
+    arguments of these sizes: run on tensors of their shapes, every value must broadcast as it
+    did at derive time. Anything that fails to run counts as not holding.
     The forward returns `(*outputs, *n_state new buffer values, *saved)`."""
-    meta = [torch.empty(x.shape, dtype=x.dtype, device="meta") for x in args]
+    # zero-filled tensors while small (torch's kernels run on them in microseconds), else meta ones
+    on_meta = sum(x.numel() for x in args) > SMALL_ENOUGH_FOR_ZEROS
+    shaped = [torch.empty(x.shape, dtype=x.dtype, device="meta") if on_meta else torch.zeros_like(x) for x in args]
     try:
-        results = _CheckingInterpreter(forward, "", on_meta=True).run(*meta)
-        grads = [torch.empty_like(out) for out in results[:n_outputs]]
-        _CheckingInterpreter(backward, "", on_meta=True).run(*results[n_outputs + n_state:], *grads)
+        results = _CheckingInterpreter(forward, "", on_meta=on_meta).run(*shaped)
+        grads = [torch.zeros_like(out) for out in results[:n_outputs]]
+        _CheckingInterpreter(backward, "", on_meta=on_meta).run(*results[n_outputs + n_state:], *grads)
     except Exception:  # noqa: BLE001 (any failure means: derive again at these sizes)
         return False
     return True

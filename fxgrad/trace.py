@@ -72,6 +72,7 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
     """Trace `fn` (a function or an nn.Module) on `inputs` with `tracer`."""
     linecache.checkcache()  # source read for names and provenance: as it is now, not as first read
     _refuse_backward_hooks(fn)
+    _refuse_cumulative_batch_norm(fn)
     if autocast_state(inputs):  # only make_fx records autocast's casts; fx and export would leave them out
         if tracer not in ("auto", "aten"):
             raise TraceError(f"under torch.autocast, `{_name(fn)}` can be traced by make_fx (tracer='aten') only: "
@@ -104,6 +105,18 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
 
 
 _TRACER_NAMES = {"export": "torch.export", "aten": "make_fx"}
+
+
+def _refuse_cumulative_batch_norm(fn: Callable) -> None:
+    """Batch norm with `momentum=None` averages its statistics over the batches seen so far, a
+    step that reads the count of batches as a number, which no tracer can follow."""
+    if isinstance(fn, torch.nn.Module):
+        for name, module in fn.named_modules():
+            if (isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.training
+                    and module.track_running_stats and module.momentum is None):
+                raise TraceError(f"batch norm `{name or type(fn).__name__}` has momentum=None, a cumulative average "
+                                 "of its statistics, which reads the count of batches as a number no tracer "
+                                 "follows: give it a momentum, or derive it in eval mode")
 
 
 def _refuse_backward_hooks(fn: Callable) -> None:
@@ -359,9 +372,13 @@ def _make_fx(fn: Callable) -> Callable:
 
 class _MarkGradDisabled(TorchFunctionMode):
     """Annotates the ATen nodes a torch call records while grad mode is off (make_fx runs the
-    user's `with torch.no_grad():` for real, but records no trace of it)."""
+    user's `with torch.no_grad():` for real, but records no trace of it), and refuses
+    `y.detach_()`, of which make_fx records no trace either."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.detach_:
+            raise TraceError("make_fx records no trace of `detach_()`, so the value would wrongly carry a gradient: "
+                             "write `y = y.detach()`")
         if torch.is_grad_enabled():
             return func(*args, **(kwargs or {}))
         with fx.traceback.annotate({GRAD_DISABLED: True}):

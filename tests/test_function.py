@@ -485,3 +485,46 @@ def test_sizes_a_partition_does_not_hold_at_are_checked_once(monkeypatch):
         for got, wanted in zip(gradients_of(f, inputs), gradients_of(fn, inputs)):
             torch.testing.assert_close(got, wanted)
     assert len(checks) == 1
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 1), nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.a(x), self.b(x)
+
+
+def test_what_the_loss_does_not_reach_gets_no_gradient_as_in_autograd():
+    model = TwoHeads().double()
+    eager = copy.deepcopy(model)
+    x, y = randn(3, 4), randn(3, 4)
+    f = fxgrad.function(model, (x,))
+    for run in (f, eager):
+        run(x.clone().requires_grad_())[0].sum().backward()
+    for m in (model, eager):
+        assert m.b.weight.grad is None and m.b.bias.grad is None  # an optimizer's weight decay skips them
+    torch.testing.assert_close(model.a.weight.grad, eager.a.weight.grad)
+    unused = fxgrad.function(lambda x, y: x * 2, (x, y))
+    xs, ys = x.clone().requires_grad_(), y.clone().requires_grad_()
+    unused(xs, ys).sum().backward()
+    assert ys.grad is None and torch.equal(xs.grad, torch.full_like(x, 2))
+
+
+def test_batch_norm_run_twice_in_one_step_updates_its_statistics_twice():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)).double()
+    eager = copy.deepcopy(net)
+
+    def halves(net):
+        return lambda x: net(x[:3]).sum() + net(x[3:]).pow(2).sum()
+
+    f = fxgrad.function(halves(net), (randn(6, 4),))
+    for _ in range(2):
+        x = randn(6, 4)
+        f(x).backward()
+        halves(eager)(x).backward()
+    for (name, got), want in zip(net.named_buffers(), eager.buffers()):
+        torch.testing.assert_close(got, want, msg=name)
+    for got, want in zip(net.parameters(), eager.parameters()):
+        torch.testing.assert_close(got.grad, want.grad)

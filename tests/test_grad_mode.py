@@ -108,3 +108,23 @@ def changes_a_value_with_grad_off(x):
 def test_an_in_place_change_with_grad_off_of_a_value_with_a_gradient_is_refused(tracer):
     with pytest.raises(fxgrad.MutationError, match="in place"):
         fxgrad.derive(changes_a_value_with_grad_off, (torch.randn(3),), tracer=tracer)
+
+
+def detached_in_place(x, w):
+    y = x * w
+    y.detach_()
+    return (y * x).sum()
+
+
+@pytest.mark.parametrize("tracer", ["fx", "export"])
+def test_detach_in_place_cuts_the_gradient(tracer):
+    x, w = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    grad_x, grad_w = fxgrad.derive(detached_in_place, (x, w), tracer=tracer)(x, w, torch.ones((), dtype=torch.float64))
+    torch.testing.assert_close(grad_x, x * w)
+    assert torch.equal(grad_w, torch.zeros(3, dtype=torch.float64))
+
+
+def test_make_fx_refuses_detach_in_place():
+    x = torch.randn(3, dtype=torch.float64)
+    with pytest.raises(fxgrad.TraceError, match="detach_"):
+        fxgrad.derive(detached_in_place, (x, x.clone()), tracer="aten")

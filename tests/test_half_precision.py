@@ -24,7 +24,7 @@ def _targets(n, classes):
 # (name, function, input shapes (an int: class targets below it), scales of the inputs)
 OPS = [
     ("layer_norm", lambda x, w, b: F.layer_norm(x, (C,), w, b), [(4, C), (C,), (C,)], (1, 300)),
-    ("rms_norm", lambda x, w: F.rms_norm(x, (C,), w), [(4, C), (C,)], (1, 300)),
+    ("rms_norm", lambda x, w: F.rms_norm(x, (C,), w), [(4, C), (C,)], (0.01, 1, 300)),  # 0.01: eps matters
     ("group_norm", lambda x, w, b: F.group_norm(x, 2, w, b), [(3, 4, C), (4,), (4,)], (1, 300)),
     ("batch_norm", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [(6, 4, 3), (4,), (4,)],
      (1, 300)),

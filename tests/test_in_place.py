@@ -59,9 +59,24 @@ def copies_keep_the_old_value(x):
     return c + d + n.t() + s * x
 
 
+def changes_a_clone_of_its_input(x):
+    y = x.clone()
+    y.add_(1)
+    y.masked_fill_(x > 0.5, 0.0)
+    return y * x
+
+
+def views_of_a_clone_and_of_its_input(x):
+    y = x.clone()
+    v, w = x[0], y[0]  # a view of the input keeps its value; one of the clone sees the change
+    y.mul_(2)
+    return v * w + y.t()[:, 0]
+
+
 @pytest.mark.parametrize("tracer", TRACERS)
 @pytest.mark.parametrize("fn", [read_again, alias_read_after_augmented_assignment, every_augmented_assignment,
-                                view_read_after_the_change, read_before_the_change, copies_keep_the_old_value])
+                                view_read_after_the_change, read_before_the_change, copies_keep_the_old_value,
+                                changes_a_clone_of_its_input, views_of_a_clone_and_of_its_input])
 def test_later_reads_see_the_new_value(fn, tracer):
     x = torch.randn(2, 3, dtype=torch.float64)
     assert_matches_autograd(fn, fxgrad.derive(fn, (x,), tracer=tracer), (x,))

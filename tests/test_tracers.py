@@ -105,3 +105,42 @@ def test_a_tensor_hook_is_refused():
 
     with pytest.raises(fxgrad.TraceError, match="register_hook"):
         fxgrad.derive(f, (torch.randn(3),))
+
+
+def test_retain_grad_changes_no_gradient():
+    def f(x):
+        y = x.exp()
+        y.retain_grad()  # (eager needs x to require grad for this)
+        return y.sum()
+
+    x = torch.randn(3, dtype=torch.float64)
+    (grad,) = fxgrad.derive(f, (x,), tracer="fx")(x, torch.ones((), dtype=torch.float64))
+    torch.testing.assert_close(grad, x.exp())
+
+
+def test_a_function_failing_on_its_example_inputs_is_a_trace_error_at_its_line():
+    def f(x, w):
+        return x * 2 + w
+
+    with pytest.raises(fxgrad.TraceError, match=r"fails on its example inputs at f line \d+.*must match"):
+        fxgrad.derive(f, (torch.randn(4, 5), torch.randn(4)))
+
+
+def test_a_gradient_hook_on_a_parameter_is_refused_by_derive_and_run_by_function():
+    model = torch.nn.Linear(3, 2).double()
+    model.weight.register_hook(lambda grad: grad * 2)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    with pytest.raises(fxgrad.TraceError, match="`weight` has a gradient hook"):
+        fxgrad.derive(model, (x,))
+    fxgrad.function(model, (x,))(x).sum().backward()
+    derived = model.weight.grad.clone()
+    model.weight.grad = None
+    model(x).sum().backward()
+    torch.testing.assert_close(derived, model.weight.grad)
+
+
+def test_batch_norm_with_a_cumulative_average_is_refused_clearly():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4, momentum=None))
+    with pytest.raises(fxgrad.TraceError, match="batch norm `1` has momentum=None"):
+        fxgrad.derive(model, (torch.randn(6, 4),))
+    fxgrad.derive(model.eval(), (torch.randn(6, 4),))  # eval: the running statistics are constants

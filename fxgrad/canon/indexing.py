@@ -101,8 +101,8 @@ def _index_with_tensors(input, index):
     one_dim = len(tensors) == 1
     leading = tensors == list(range(len(tensors)))
     if not whole or not (one_dim or leading):
-        unsupported_argument("indexing that mixes tensors of indices with ints or None; "
-                             "write it as an index_select or gather")
+        unsupported_argument("indexing that mixes tensors of indices with ints or None "
+                             "(write it as an index_select or gather)")
     return emit(aten.index, input, tuple(i if k in tensors else None for k, i in enumerate(index)))
 
 

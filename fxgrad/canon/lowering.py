@@ -13,8 +13,8 @@ from torch.fx.node import map_aggregate
 from torch.fx.operator_schemas import normalize_function
 
 from ..decompose import STUCK_ON, aten_graph, decompose, wants_decomposition
-from ..errors import FxgradError, MutationError, RandomnessError, source_location
-from ..graph import GraphBuilder, nodes_after, value
+from ..errors import FxgradError, MutationError, RandomnessError, TraceError, source_location
+from ..graph import EvaluationError, GraphBuilder, nodes_after, value
 from .norms import running_statistics
 from .registry import LOWERINGS, aten, emit, op_name
 
@@ -68,7 +68,8 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             env[node] = _append(node, target, args, kwargs, owners, builder, last_before)
             if changed is not None:
                 _check_same_kind(node, env[changed], env[node])
-                if changed.op in ("get_attr", "placeholder") and isinstance(before, fx.Proxy):
+                if isinstance(before, fx.Proxy) and (changed.op in ("get_attr", "placeholder")
+                                                     or any(before is new for new in builder.state_updates.values())):
                     builder.update_state(before, env[node])  # a running statistic (others are refused)
                 for alias in aliases:  # later reads of the changed tensor see its new value
                     env[alias] = env[node]
@@ -77,6 +78,8 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
                                         graph._root.prev)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
+        except EvaluationError as error:  # a torch op failing on the example values: the function fails there
+            raise TraceError(f"the function fails on its example inputs at {source_location(node)}: {error}") from error
     raise AssertionError("a traced graph always ends with an output node")
 
 
@@ -118,6 +121,9 @@ def _append(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[
 def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
            builder: GraphBuilder) -> Any:
     if node.op == "get_attr":  # a buffer or a constant
+        updated = builder.updated_state(node.target)
+        if updated is not None:  # read again after the function changed it (a module run twice)
+            return updated
         read = operator.attrgetter(node.target)
         owner = next(owner for owner in owners if _has_attribute(owner, node.target))
         return builder.attribute(node.target, read(owner))
@@ -172,13 +178,14 @@ def _torch_level(target: Any) -> Any:
     return target
 
 
-# Nodes a tracer adds to check its inputs or sizes: they compute nothing the backward uses.
+# Nodes a tracer adds to check its inputs or sizes, and `y.retain_grad()` (which keeps a
+# non-leaf's `.grad` in eager autograd): they compute nothing the backward uses.
 _CHECKS = {torch.ops.aten._assert_tensor_metadata, torch.ops.aten._assert_scalar, torch.ops.aten._assert_async,
-           torch.ops.aten.sym_constrain_range_for_size, torch._assert}
+           torch.ops.aten.sym_constrain_range_for_size, torch._assert, "Tensor.retain_grad"}
 
 
 def _is_check(node: fx.Node) -> bool:
-    return node.op == "call_function" and traced_target(node) in _CHECKS
+    return node.op in ("call_function", "call_method") and traced_target(node) in _CHECKS
 
 
 # Torch functions and Tensor methods that draw random numbers.
@@ -266,8 +273,13 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
     changed_value = value(env[changed])
     # (a view op in place changes what its tensor shows, not the elements its views share)
     only_metadata = _changes_only_metadata(node)
-    sharing = [other for other in env if isinstance(other, fx.Node) and not _is_copy(other, env)
-               and (other is changed or _overlap(value(env[other]), changed_value))]
+    # (env holds the nodes in graph order; only what is made from a copy, `y = x.clone()`, can be
+    # a view of it, though the copy's example value may be its argument's)
+    candidates = list(env)
+    if _is_copy(changed, env):  # only what is made from the copy itself
+        candidates = [other for other in candidates[candidates.index(changed):] if _made_from(other, changed)]
+    sharing = [other for other in candidates if isinstance(other, fx.Node) and (
+        other is changed or (not _is_copy(other, env) and _overlap(value(env[other]), changed_value)))]
     # The tensor itself: linked to it by ops lowered as their argument (`y.float()` of a float
     # tensor; `y` and the value of `y += x`, once derived), either way.
     aliases, linked, grew = {changed}, set(sharing), True
@@ -288,7 +300,7 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
         user is not node and user not in env and not _is_check(user) for user in other.users)]
     not_made_again = [other for other in read_later if other not in aliases | views]
     state = [other for other in sharing if other.op in ("placeholder", "get_attr")]
-    if state and not {_memory(value(env[other])) for other in state} <= running_statistics(owners[0]):
+    if state and not {_state_memory(other, env, owners) for other in state} <= running_statistics(owners[0]):
         problem = "an input, parameter or buffer, which the caller would see changed"
     elif not_made_again and not only_metadata:
         problem = f"a tensor that `{not_made_again[0].name}`, read afterwards, shares memory with"
@@ -301,6 +313,25 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
         "views see the values they were made from (write `y = x + 1` rather than `x.add_(1)`, "
         "`F.relu(x)` rather than `F.relu(x, inplace=True)`)"
     )
+
+
+def _state_memory(node: fx.Node, env: dict[fx.Node, Any], owners: list[torch.nn.Module]) -> int | None:
+    """Where an input's, parameter's or buffer's elements live: for a buffer, its owner's, even
+    after the function changed it (batch norm run twice updates its statistics twice)."""
+    if node.op == "get_attr":
+        owner = next((owner for owner in owners if _has_attribute(owner, node.target)), None)
+        if owner is not None:
+            return _memory(operator.attrgetter(node.target)(owner))
+    return _memory(value(env[node]))
+
+
+def _made_from(node: Any, base: fx.Node) -> bool:
+    """Whether `node` is `base` or made from it through first arguments (`base[0].t()`)."""
+    while isinstance(node, fx.Node):
+        if node is base:
+            return True
+        node = node.args[0] if node.args else None
+    return False
 
 
 def _memory(example: Any) -> int | None:

@@ -108,7 +108,8 @@ def _native_layer_norm(input, normalized_shape, weight, bias, eps):
 
 @lowers(F.rms_norm, aten.rms_norm)
 def _rms_norm(input, normalized_shape, weight=None, eps=None):
-    eps = torch.finfo(value(input).dtype).eps if eps is None else eps  # (its rule may see the input in float32)
+    if eps is None:  # torch's default: the epsilon of the type it computes in, float32 for half types
+        eps = torch.finfo(torch.promote_types(value(input).dtype, torch.float32)).eps
     return emit(F.rms_norm, input, sizes((normalized_shape,)), weight, eps)
 
 
@@ -145,8 +146,8 @@ def _update_running_statistics(input, running_mean, running_var, momentum: float
     channels = (0, *range(2, value(input).ndim))
     mean, var = batch.mean(channels), batch.var(channels, correction=1)
     builder = input.tracer
-    builder.update_state(running_mean, running_mean * (1 - momentum) + mean * momentum)
-    builder.update_state(running_var, running_var * (1 - momentum) + var * momentum)
+    for buffer, batch_value in ((running_mean, mean), (running_var, var)):
+        builder.update_state(buffer, builder.current_state(buffer) * (1 - momentum) + batch_value * momentum)
 
 
 def running_statistics(module: torch.nn.Module) -> set[int]:
