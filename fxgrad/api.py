@@ -265,8 +265,8 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
         inputs=[TensorSpec(name, x.shape, x.dtype) for name, x in zip(traced.input_names, inputs)],
         grad_outputs=[TensorSpec(f"grad_{name}", value(grad).shape, value(grad).dtype)
                       for name, grad in zip(output_names, grad_proxies)],
-        fixed_sizes=traced.fixed_sizes,
-        forward=None if traced.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
+        fixed_sizes=traced.fixed_sizes or builder.fixed_sizes,
+        forward=None if traced.fixed_sizes or builder.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
         arguments=call.arguments,
     )
     sources = {target: source for target, obj in builder.attributes.items()

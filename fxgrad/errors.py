@@ -56,12 +56,14 @@ class UnsupportedArgumentError(FxgradError):
 class UnsupportedOpError(FxgradError):
     """An op on the path from the differentiated inputs to the outputs has no backward rule."""
 
-    def __init__(self, op: str, where: str, supported: list[str]):
+    def __init__(self, op: str, where: str, supported: list[str], stuck_on: str | None = None):
         self.op = op
         self.where = where
         self.supported = supported
+        self.stuck_on = stuck_on  # the op torch's decompositions of `op` stop at, where they were tried
+        stuck = f" (torch's decompositions of it stop at `{stuck_on}`, which has none)" if stuck_on else ""
         super().__init__(
-            f"fxgrad has no backward rule for `{op}`, used at {where}.\n"
+            f"fxgrad has no backward rule for `{op}`{stuck}, used at {where}.\n"
             f"fxgrad.supported_ops() lists the {len(supported)} spellings it differentiates (and the README, by "
             "op); rewrite the function with those, or detach() the value if it needs no gradient."
         )

@@ -48,6 +48,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         # the buffers the function changes in place (batch norm's running statistics), by the
         # get_attr node that reads them, and their new values: written back by fxgrad.function
         self.state_updates: dict[fx.Node, fx.Proxy] = {}
+        # why lowering wrote example sizes into the graph (a decomposition read them), if it did
+        self.fixed_sizes: str | None = None
 
     def update_state(self, buffer: fx.Proxy, new: fx.Proxy) -> None:
         """Record `new` as the value of a buffer (its get_attr's Proxy, or its last new value)."""

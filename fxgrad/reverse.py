@@ -15,6 +15,7 @@ import torch.fx as fx
 from torch.fx.node import map_aggregate
 
 from .canon import op_name, supported_ops
+from .decompose import STUCK_ON
 from .errors import UnsupportedOpError, source_location
 from .graph import DERIVED_FROM, GRADIENT_OF, GraphBuilder, carries_gradient, nodes_after, value
 from .rules import NotDifferentiable, RULES, WANTS_OUT
@@ -123,7 +124,7 @@ def _rule_for(node: fx.Node, depends_on_wrt: set[fx.Node]):
         if isinstance(source, fx.Node) and isinstance(value(source), (tuple, list)):
             node = source
         name = op_name(node.meta.get("fxgrad_op") or node.meta.get("fxgrad_source_target") or node.target)
-        raise UnsupportedOpError(name, source_location(node), supported_ops())
+        raise UnsupportedOpError(name, source_location(node), supported_ops(), node.meta.get(STUCK_ON))
     if any(_is_complex(value(arg)) for arg in node.all_input_nodes if arg in depends_on_wrt) or _is_complex(value(node)):
         raise UnsupportedOpError(f"{op_name(op)} on complex tensors", source_location(node), supported_ops())
     return op

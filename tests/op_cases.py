@@ -34,6 +34,8 @@ class OpCase:
     # True where the function has sizes written out (`x.view(2, 3)`, `x.split(2)`, `x[1:3]`),
     # so that its graph holds only at the example's sizes
     literal_sizes: bool = False
+    # True where the op has no lowering of its own and derives through torch's decomposition of it
+    decomposed: bool = False
 
     def inputs(self, seed: int = 0, scale: int = 1) -> tuple[torch.Tensor, ...]:
         """Float64 inputs; `scale` multiplies every size but the broadcast 1s."""
@@ -53,8 +55,14 @@ class OpCase:
         return tuple(tensors)
 
 
-def case(name, fn, *shapes, domain="real", gradcheck=True, literal_sizes=False):
-    return OpCase(name, fn, tuple(shapes), domain, gradcheck, literal_sizes)
+def case(name, fn, *shapes, domain="real", gradcheck=True, literal_sizes=False, decomposed=False):
+    return OpCase(name, fn, tuple(shapes), domain, gradcheck, literal_sizes, decomposed)
+
+
+def decomposed(name, fn, *shapes, domain="real", fixes_sizes=False):
+    """An op derived through torch's decomposition of it; `fixes_sizes` where that decomposition
+    writes the example sizes into the graph."""
+    return case(name, fn, *shapes, domain=domain, literal_sizes=fixes_sizes, decomposed=True)
 
 
 CASES = [
@@ -548,4 +556,32 @@ CASES = [
          (2, 4, 2), (2, 4, 2)),
     case("torch.broadcast_tensors", lambda x, y: torch.broadcast_tensors(x, y)[0] * torch.broadcast_tensors(x, y)[1],
          (3, 1), (1, 4)),
+    # ops with no lowering of their own, through torch's decompositions of them
+    decomposed("F.hardswish", F.hardswish, (2, 3)),
+    decomposed("F.mish", F.mish, (2, 3)),
+    decomposed("F.logsigmoid", F.logsigmoid, (2, 3)),
+    decomposed("F.softsign", F.softsign, (2, 3)),
+    decomposed("F.glu", F.glu, (2, 4), fixes_sizes=True),
+    decomposed("F.glu dim 0", lambda x: F.glu(x, 0), (4, 3), fixes_sizes=True),
+    decomposed("torch.diag", torch.diag, (3,), fixes_sizes=True),
+    decomposed("torch.diag_embed", torch.diag_embed, (2, 3), fixes_sizes=True),
+    decomposed("torch.outer", torch.outer, (3,), (4,), fixes_sizes=True),
+    decomposed("torch.kron", torch.kron, (2, 3), (2, 2), fixes_sizes=True),
+    decomposed("torch.cross", lambda a, b: torch.cross(a, b, dim=-1), (2, 3), (1, 3), fixes_sizes=True),
+    decomposed("torch.tensordot", lambda a, b: torch.tensordot(a, b, dims=1), (2, 3), (3, 4), fixes_sizes=True),
+    decomposed("torch.movedim", lambda x: torch.movedim(x, 0, 2), (2, 3, 4)),
+    decomposed("Tensor.movedim", lambda x: x.movedim((0, 1), (1, 0)), (2, 3)),
+    decomposed("torch.baddbmm", lambda b, x, y: torch.baddbmm(b, x, y, beta=0.5, alpha=2), (3, 4), (2, 3, 5),
+               (2, 5, 4)),
+    decomposed("torch.addcmul", lambda a, b, c: torch.addcmul(a, b, c, value=0.5), (2, 3), (2, 3), (3,)),
+    decomposed("torch.addcdiv", torch.addcdiv, (2, 3), (2, 3), (3,), domain="nonzero"),
+    decomposed("torch.lerp", torch.lerp, (2, 3), (2, 3), (2, 3)),
+    decomposed("Tensor.lerp scalar", lambda a, b: a.lerp(b, 0.3), (2, 3), (3,), fixes_sizes=True),
+    decomposed("F.huber_loss", lambda x, y: F.huber_loss(x, y, delta=0.5), (2, 3), (2, 3)),
+    decomposed("F.kl_div batchmean", lambda x, y: F.kl_div(x.log_softmax(-1), y.softmax(-1), reduction="batchmean"),
+               (2, 3), (2, 3), fixes_sizes=True),
+    decomposed("F.binary_cross_entropy", lambda x, y: F.binary_cross_entropy(x.sigmoid(), y.sigmoid()), (2, 3),
+               (2, 3)),
+    decomposed("F.triplet_margin_loss", F.triplet_margin_loss, (2, 3), (2, 3), (2, 3)),
+    decomposed("F.normalize", lambda x: F.normalize(x, dim=-1), (2, 3), fixes_sizes=True),
 ]

@@ -39,3 +39,17 @@ def test_readme_error_table_names_every_error_and_each_is_exercised():
     from test_bad_inputs import BAD_CALLS
 
     assert errors <= {error.__name__ for _, _, error, _ in BAD_CALLS}  # each one raised by some bad call
+
+
+def test_coverage_command_prints_the_core_aten_figure_the_readme_states(capsys):
+    from fxgrad.__main__ import main
+
+    assert main(["coverage"]) == 0
+    printed = capsys.readouterr().out
+    figure = re.search(r"Core ATen IR \(torch.Tag.core\): (\d+) ops; (\d+) with a rule, (\d+) decomposed, "
+                       r"(\d+) no gradient, (\d+) refused", printed)
+    assert figure, printed[-500:]
+    total, *parts = map(int, figure.groups())
+    assert sum(parts) == total
+    assert "aten.mm " in printed and "aten.atan2 " in printed  # every op, by name
+    assert figure.group(0) in (ROOT / "README.md").read_text(), "state the coverage figure in the README"

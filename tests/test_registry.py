@@ -60,3 +60,4 @@ def test_coverage_table_names_every_op_with_its_rule_and_its_tests():
     assert rows["torch.tanh"][1].startswith("fxgrad/rules/pointwise.py:")
     assert rows["torch.tanh"][2] == "1: case torch.tanh"
     assert list(failures) == ["unsupported"]
+

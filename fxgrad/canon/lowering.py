@@ -9,10 +9,10 @@ from typing import Any, Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
-import torch.utils._pytree as pytree
 from torch.fx.node import map_aggregate
 from torch.fx.operator_schemas import normalize_function
 
+from ..decompose import STUCK_ON, aten_graph, decompose, wants_decomposition
 from ..errors import FxgradError, MutationError, RandomnessError, TraceError, source_location
 from ..graph import EvaluationError, GraphBuilder, nodes_after, value
 from .norms import running_statistics
@@ -33,8 +33,9 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
     node that reads a parameter; other get_attr nodes read from the first of `owners` that has
     the attribute. Returns the outputs, with the structure the traced function returns (a Proxy
     or a tuple of them).
-    Nodes with no lowering are copied as they are: fine for values that carry no gradient
-    (`x.shape`, `x > 0`); the reverse pass refuses them if a gradient must flow through them.
+    A node with no lowering that carries a gradient is lowered through torch's decomposition of
+    it (`decompose`). Other nodes with none are copied as they are: fine for values that carry no
+    gradient (`x.shape`, `x > 0`); the reverse pass refuses them if a gradient must flow through them.
     A node computed with grad mode off (`grad_enabled` False, or marked GRAD_DISABLED) reads its
     tensor arguments detached, so no gradient flows through it.
     """
@@ -136,8 +137,16 @@ def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[t
             result = lowering(*args, **kwargs)
         if result is not NotImplemented:  # a lowering may leave a spelling it does not own
             return result
+    stuck = None
+    if wants_decomposition(target, node, args, kwargs):
+        result, stuck = decompose(target, node, args, kwargs, builder,
+                                  lambda graph_module, bindings: canonicalize(graph_module, bindings, builder, owners))
+        if result is not None:
+            return result
     result = builder.create_proxy(node.op, _torch_level(node.target), args, kwargs, name=node.name)
     result.node.meta["fxgrad_source_target"] = traced_target(node)
+    if stuck is not None:
+        result.node.meta[STUCK_ON] = stuck
     return result
 
 
@@ -148,22 +157,9 @@ _TRACED_THROUGH = {aten.lstm, aten.gru, aten.rnn_tanh, aten.rnn_relu}
 
 def _through_aten_graph(node: fx.Node, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
                         builder: GraphBuilder) -> Any:
-    from torch.fx.experimental.proxy_tensor import make_fx
-
-    leaves, spec = pytree.tree_flatten((args, kwargs))
-    tensors = [i for i, leaf in enumerate(leaves) if isinstance(leaf, fx.Proxy)]
-
-    def run(*examples):
-        filled = list(leaves)
-        for i, example in zip(tensors, examples):
-            filled[i] = example
-        run_args, run_kwargs = pytree.tree_unflatten(filled, spec)
-        return node.target(*run_args, **run_kwargs)
-
-    # (copies: make_fx merges arguments that are one tensor object)
-    graph_module = make_fx(run)(*(value(leaves[i]).detach().clone() for i in tensors))
+    graph_module, proxies, _ = aten_graph(node.target, args, kwargs)
     placeholders = [n for n in graph_module.graph.nodes if n.op == "placeholder"]
-    return canonicalize(graph_module, dict(zip(placeholders, (leaves[i] for i in tensors))), builder, owners)
+    return canonicalize(graph_module, dict(zip(placeholders, proxies)), builder, owners)
 
 
 def _has_attribute(owner: torch.nn.Module, target: str) -> bool:

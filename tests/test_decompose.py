@@ -1,0 +1,87 @@
+"""Ops with no lowering, derived through torch's own decompositions of them."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fxgrad
+from checks import assert_closed_form, assert_matches_autograd
+
+
+def swish_kron(x, w):
+    h = F.hardswish(x @ w)
+    return torch.kron(h, w)
+
+
+def test_decomposed_statements_print_under_the_users_line_with_its_names():
+    x, w = torch.randn(2, 3, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    bwd = fxgrad.derive(swish_kron, (x, w))
+    assert_closed_form(bwd)
+    assert_matches_autograd(swish_kron, bwd, (x, w))
+    code = bwd.code
+    line = code.index("# from swish_kron line 12: h = F.hardswish(x @ w)")
+    assert "h = " in code[line:code.index("# from", line + 1)]
+    assert "clamp" in code[line:]
+
+
+def test_sizes_a_decomposition_writes_into_the_graph_are_guarded():
+    x, w = torch.randn(2, 3, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    bwd = fxgrad.derive(swish_kron, (x, w))
+    assert "swish_kron line 13" in bwd.guards.fixed_sizes
+    with pytest.raises(fxgrad.ShapeError, match=r"decomposition of `torch.kron` at swish_kron line 13"):
+        bwd(torch.randn(5, 3, dtype=torch.float64), w, torch.randn(15, 16, dtype=torch.float64))
+
+
+def test_function_derives_again_where_a_decomposition_fixed_the_sizes():
+    f = fxgrad.function(swish_kron, (torch.randn(2, 3), torch.randn(3, 4)))
+    for n in (2, 5):
+        x = torch.randn(n, 3, dtype=torch.float64, requires_grad=True)
+        w = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+        f(x, w).square().sum().backward()
+        x0, w0 = x.detach().requires_grad_(), w.detach().requires_grad_()
+        swish_kron(x0, w0).square().sum().backward()
+        torch.testing.assert_close(x.grad, x0.grad)
+        torch.testing.assert_close(w.grad, w0.grad)
+
+
+def test_a_size_generic_decomposition_keeps_the_graph_generic():
+    bwd = fxgrad.derive(F.mish, (torch.randn(2, 3, dtype=torch.float64),))
+    assert bwd.guards.fixed_sizes is None
+    assert_matches_autograd(F.mish, bwd, (torch.randn(7, 5, dtype=torch.float64),))
+
+
+def cumulative(x):
+    y = torch.logcumsumexp(x, 0)
+    return y * 2
+
+
+def test_an_op_whose_decompositions_stop_short_is_refused_naming_where():
+    with pytest.raises(fxgrad.UnsupportedOpError, match=r"`torch.logcumsumexp` \(torch's decompositions of it stop "
+                       r"at `aten.logcumsumexp`, which has none\), used at cumulative line 54") as info:
+        fxgrad.derive(cumulative, (torch.randn(4),))
+    assert info.value.op == "torch.logcumsumexp" and info.value.stuck_on == "aten.logcumsumexp"
+    with pytest.raises(fxgrad.UnsupportedOpError, match=r"`torch.trace` \(torch's decompositions of it stop at "
+                       r"`aten.as_strided`"):
+        fxgrad.derive(torch.trace, (torch.randn(3, 3),))
+
+
+def test_no_decomposition_is_needed_on_a_path_without_gradient():
+    def f(x):
+        return torch.logcumsumexp(x, 0).detach() * x + torch.empty_like(x).fill_(2) * x
+
+    x = torch.randn(4, dtype=torch.float64)
+    bwd = fxgrad.derive(f, (x,))
+    assert_matches_autograd(f, bwd, (x,))
+
+
+def lerp_by_rows(a, b):
+    return torch.lerp(a, b, a.size(0) * 0.1)
+
+
+def test_a_number_computed_at_run_time_that_a_decomposition_takes_is_guarded():
+    a, b = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    bwd = fxgrad.derive(lerp_by_rows, (a, b))
+    assert_matches_autograd(lerp_by_rows, bwd, (a, b))
+    with pytest.raises(fxgrad.ShapeError, match=r"decomposition of `torch.lerp` at lerp_by_rows line"):
+        bwd(torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64),
+            torch.randn(5, 3, dtype=torch.float64))
