@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.fx as fx
+from torch.nn.modules import module as _torch_module
 from torch.utils._pytree import tree_leaves
 
 from .errors import ParameterError
@@ -217,9 +218,9 @@ _NOT_ATTRIBUTES = _HOOK_DICTS | {"training"}
 
 
 def _global_hooks() -> list[dict]:
-    from torch.nn.modules import module
-    return [module._global_forward_pre_hooks, module._global_forward_hooks, module._global_backward_pre_hooks,
-            module._global_backward_hooks, module._global_forward_hooks_always_called]
+    return [_torch_module._global_forward_pre_hooks, _torch_module._global_forward_hooks,
+            _torch_module._global_backward_pre_hooks, _torch_module._global_backward_hooks,
+            _torch_module._global_forward_hooks_always_called]
 
 
 def changed(derived: Fingerprint, now: Fingerprint) -> str:
