@@ -185,10 +185,9 @@ def _module_entries(name: str, module: torch.nn.Module, entries: list, named: di
     """The fingerprint entries of `module` at qualified name `name` and of its submodules."""
     attributes, hooks = [], []
     for attribute, value in vars(module).items():
-        if attribute in _NOT_ATTRIBUTES:
-            if attribute != "training":
-                hooks.append(tuple(value) if isinstance(value, dict) else value)
-        elif type(value) in _PLAIN or (isinstance(value, tuple) and _is_plain(value)):
+        if attribute in _HOOK_DICTS:
+            hooks.append(tuple(value) if isinstance(value, dict) else value)
+        elif attribute != "training" and _is_plain(value):  # `training` is a guard of its own
             attributes.append((attribute, value))
     entries.append((name, module, type(module), tuple(attributes), tuple(hooks)))
     prefix = name + "." if name else ""
@@ -201,20 +200,14 @@ def _module_entries(name: str, module: torch.nn.Module, entries: list, named: di
             _module_entries(prefix + key, child, entries, named)
 
 
-_PLAIN = frozenset({bool, int, float, str, type(None)})
-
-
 def _is_plain(value: Any) -> bool:
     """A value of a simple type, whose change may change what a module computes (`Dropout.p`)."""
-    if isinstance(value, tuple):
-        return all(_is_plain(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str))
+    return type(value) in _PLAIN or (isinstance(value, tuple) and all(_is_plain(v) for v in value))
 
 
-# the hooks a module's call runs: forward and backward, pre and post (and which kind of backward hook);
-# `training` is a guard of its own (`Fingerprint.training`)
+_PLAIN = frozenset({bool, int, float, str, type(None)})
+# the hooks a module's call runs: forward and backward, pre and post (and which kind of backward hook)
 _HOOK_DICTS = frozenset(name for name in vars(torch.nn.Module()) if name.startswith("_forward") or "_backward" in name)
-_NOT_ATTRIBUTES = _HOOK_DICTS | {"training"}
 
 
 def _global_hooks() -> list[dict]:
@@ -364,12 +357,16 @@ def _keyword_default(fn: types.FunctionType, name: str) -> Any:
 
 
 def _globals_loaded(code: types.CodeType) -> list[str]:
-    """The globals `code` loads, and the code nested in it (comprehensions, lambdas)."""
-    names = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    """The globals `code` loads."""
+    return list(dict.fromkeys(i.argval for i in _instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")))
+
+
+def _instructions(code: types.CodeType):
+    """The instructions of `code` and of the code nested in it (comprehensions, lambdas)."""
+    yield from dis.get_instructions(code)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names += _globals_loaded(const)
-    return list(dict.fromkeys(names))
+            yield from _instructions(const)
 
 
 def _refuse_unreachable(fn: types.FunctionType, captured: dict[str, Callable[[], Any]],
@@ -414,12 +411,8 @@ def _refuse_unreachable(fn: types.FunctionType, captured: dict[str, Callable[[],
 
 
 def _attributes_loaded(code: types.CodeType) -> set[str]:
-    """The attribute names `code`, and the code nested in it, reads (`net` of `mymod.net`)."""
-    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_ATTR", "LOAD_METHOD")}
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _attributes_loaded(const)
-    return names
+    """The attribute names `code` reads (`net` of `mymod.net`)."""
+    return {i.argval for i in _instructions(code) if i.opname in ("LOAD_ATTR", "LOAD_METHOD")}
 
 
 def _stored_names(readers: dict[str, Callable[[], Any]]) -> dict[str, str]:
