@@ -20,7 +20,7 @@ from .errors import FxgradError, InputError, OutputError, ParameterError, TraceE
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
-from .state import Source, find_state, read_live
+from .state import Source, StateGuard, find_state, read_live, refresh
 from .trace import trace
 
 
@@ -36,9 +36,11 @@ class Backward(fx.GraphModule):
     grad_names: list[str]
     guards: Guards
     compiled: Callable | None = None  # the graph through torch.compile, run once a call is checked
+    state_guard: StateGuard | None = None  # the module state it was derived for; None in a copy, which holds its own
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple:
         args = self.guards.check(args, kwargs)
+        self._check_state()
         args = cast_gradients(self.guards, args)
         with torch._C._DisableAutocast():  # the graph holds the casts it was derived with: run it as printed
             return self._run(args)
@@ -54,13 +56,24 @@ class Backward(fx.GraphModule):
             raise InputError(f"the backward fails on these inputs at {failing_line(self, args)}: "
                              f"{type(error).__name__}: {_first_line(error)}") from error
 
+    def _check_state(self) -> None:
+        """Read the state as it is now into the graph's attributes, and check it: each tensor
+        first (the more precise message), then the rest (`StateGuard`)."""
+        if self.state_guard is not None:
+            refresh(self)
+            self.state_guard.check()
+
     def __deepcopy__(self, memo: dict) -> "Backward":
+        self._check_state()  # a copy holds the state as it is now: it reads the user's objects no more
+        # so the user's objects that the live reading holds are not copied
+        memo[id(self.state_guard)], memo[id(self._forward_pre_hooks)] = None, type(self._forward_pre_hooks)()
         copied = super().__deepcopy__(memo)
         copied.grad_names, copied.guards = list(self.grad_names), copy.deepcopy(self.guards, memo)
         copied.compiled = None if self.compiled is None else _compiled(copied)
         return copied
 
     def __reduce__(self):
+        self._check_state()  # pickled with the state as it is now
         # rebuilt from its graph, which carries the readable printer and the values' shapes
         return _rebuild_backward, (read_attributes(self), portable(self.graph),
                                    self.grad_names, self.guards, self.compiled is not None)
@@ -148,7 +161,7 @@ def derive(
     derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
     read_live(bwd, derivation.sources)
-    bwd.grad_names, bwd.guards = derivation.grad_names, derivation.guards
+    bwd.grad_names, bwd.guards, bwd.state_guard = derivation.grad_names, derivation.guards, derivation.state_guard
     if compile:  # the checks stay outside the compiled graph, which runs once a call passes them
         bwd.compiled = _compiled(bwd)
     return bwd
@@ -171,6 +184,7 @@ class Derivation:
     structure: Structure  # what `fn` returns, its output tensors taken out
     guards: Guards  # what the graph assumes about its calls
     state: list[str] = dataclasses.field(default_factory=list)  # the attributes updated (with_outputs)
+    state_guard: StateGuard | None = None  # the fingerprint of the state it is derived for
 
 
 def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
@@ -180,12 +194,14 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
     call = bind(fn, example_inputs, kwargs)
     inputs = call.tensors
     fn_state = find_state(fn, call.n_positional)
+    state_guard = StateGuard(fn_state, fn_state.fingerprint())
     traced = trace(call.calling(fn_state.traced()), inputs, tracer)
     placeholders = [node for node in traced.module.graph.nodes if node.op == "placeholder"]
     parameters = fn_state.parameters()
     input_placeholders = [node for node in placeholders if node.target not in traced.parameters]
     differentiable = inputs + list(parameters.values())
-    grad_names = [f"grad_{name}" for name in traced.input_names] + [f"grad_{name}" for name in parameters]
+    grad_names = ([f"grad_{name}" for name in traced.input_names]
+                  + [f"grad_{fn_state.user_name(name)}" for name in parameters])
     wrt = _check_wrt(wrt, differentiable, len(inputs), grad_names)
 
     graph = fx.Graph()
@@ -276,7 +292,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
                   for target, obj in builder.attributes.items()}
     return Derivation(graph, attributes, sources, grad_names, [x.shape for x in inputs], output_shapes,
                       output_names, list(parameters), call.outputs, guards,
-                      [node.target for node, _ in state])
+                      [node.target for node, _ in state], state_guard)
 
 
 def _copy_computing(graph: fx.Graph, outputs: list) -> fx.Graph:

@@ -9,7 +9,6 @@ saved values and the incoming gradients. The backward never re-runs the forward,
 
 from __future__ import annotations
 
-import inspect
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
@@ -23,7 +22,7 @@ from .emit import ReadableCodeGen
 from .errors import InputError
 from .graph import FORWARD
 from .guards import holds_at
-from .state import find_state, read_live
+from .state import Source, find_state, read_live
 from .trace import _name, autocast_state
 
 
@@ -134,7 +133,8 @@ class Key(NamedTuple):
     field is one set of guards, read from the call by `function`'s `key`."""
 
     needs_grad: tuple[bool, ...]  # which of (*inputs, *parameters) autograd asks gradients for
-    training: tuple[bool, ...]  # the `training` flag of each module `fn` runs (`_modules`)
+    training: tuple[bool, ...]  # the `training` flag of each module `fn` runs (`State.fingerprint`)
+    state: tuple  # the rest of the state's fingerprint: the modules, their attributes and hooks, ties
     autocast: tuple[tuple[str, torch.dtype], ...]  # (device type, dtype) where autocast is on (`autocast_state`)
     layout: tuple[tuple, ...]  # each argument's dtype, rank and size-1 dims (`layout`): what its rules branch on
     # the call's form (how its arguments hold tensors) and its constants, by value: both are the trace's
@@ -156,10 +156,11 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
     and saves the values the backward reads; `.backward()` then runs the derived backward. For
     an `nn.Module`, its parameters get gradients too. Only the gradients autograd asks for are
     derived, computed and saved for. A partition is derived on first use for each `Key`: the
-    pattern of inputs requiring grad, the modules' train/eval modes, the autocast state, the
-    form of the call and its constants (`f(x, is_causal=True)` derives its own). The result is
-    called as `fn` is, with keywords, containers of tensors and constants, and returns what `fn`
-    returns (a dict, a namedtuple, a dataclass, ..., its tensors the derived function's).
+    pattern of inputs requiring grad, the modules' train/eval modes and the rest of their state
+    (attributes, hooks, tied parameters), the autocast state, the form of the call and its
+    constants (`f(x, is_causal=True)` derives its own). The result is called as `fn` is, with
+    keywords, containers of tensors and constants, and returns what `fn` returns (a dict, a
+    namedtuple, a dataclass, ..., its tensors the derived function's).
     A backward with `create_graph=True` is itself differentiable (gradient penalties,
     Hessian-vector products). `compile=True` passes both parts through
     `torch.compile(fullgraph=True)`.
@@ -173,18 +174,24 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
         torch.Size([3, 2])
     """
     example = bind(fn, example_inputs, kwargs)
-    # a module's parameters and the tensors `fn` closes over, read by name on each call
-    parameters = find_state(fn, example.n_positional).parameter_sources()
+    state = find_state(fn, example.n_positional)
+    now = state.fingerprint()  # the state's fingerprint, taken at each call
+    # a module's parameters and the tensors `fn` closes over, read by name on each call: found
+    # again for a new fingerprint, where a captured tensor may have started requiring grad
+    sources: dict[tuple, list[Source]] = {now.beyond_modes: state.parameter_sources()}
 
     def parameter_values() -> list[torch.Tensor]:
-        return [parameter.read() for parameter in parameters]
-    modules = _modules(fn)
+        nonlocal now
+        now = state.fingerprint()
+        if now.beyond_modes not in sources:
+            sources[now.beyond_modes] = find_state(fn, example.n_positional).parameter_sources()
+        return [parameter.read() for parameter in sources[now.beyond_modes]]
+
     partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
     def key(call: Call, needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
         form = (call.spec, tuple(torch.Tensor if isinstance(leaf, torch.Tensor) else leaf for leaf in call.leaves))
-        return Key(tuple(needs_grad), tuple(module.training for module in modules), autocast_state(args),
-                   layout(args), form, None)
+        return Key(tuple(needs_grad), now.training, now.beyond_modes, autocast_state(args), layout(args), form, None)
 
     def partition_of(call: Call, key: Key, args: Sequence[torch.Tensor]) -> tuple[Partition, Callable, Callable]:
         """The partition for a call: the one of its layout if it holds at the call's sizes, else
@@ -231,8 +238,8 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
             ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
             # the arguments, for a backward that is differentiated in turn (create_graph); kept as
             # they are, so that changing one after the forward fails only such a backward
-            arg_names = call.names + [parameter.name for parameter in parameters]
-            ctx.args, ctx.versions, ctx.arg_names = args, [arg._version for arg in args], arg_names
+            ctx.args, ctx.versions = args, [arg._version for arg in args]
+            ctx.arg_names = call.names + [parameter.name for parameter in sources[now.beyond_modes]]
             ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
                                           and not (out.is_floating_point() or out.is_complex())))
             # an output the loss does not use gets no gradient (None), as in autograd
@@ -287,21 +294,6 @@ def _write_state(parts: Partition, values: Sequence[torch.Tensor]) -> None:
     with torch.no_grad():
         for target, new in zip(parts.state, values):
             operator.attrgetter(target)(parts.forward).copy_(new)
-
-
-def _modules(fn: Callable) -> list[torch.nn.Module]:
-    """The modules whose train/eval mode `fn` may read: a module and its submodules; for a
-    function, the modules (and their submodules) it closes over or names as globals, and a bound
-    method's own."""
-    if isinstance(fn, torch.nn.Module):
-        return list(fn.modules())
-    roots = [fn.__self__] if isinstance(getattr(fn, "__self__", None), torch.nn.Module) else []
-    try:
-        found = inspect.getclosurevars(fn)
-        roots += [v for v in (*found.nonlocals.values(), *found.globals.values()) if isinstance(v, torch.nn.Module)]
-    except TypeError:  # not Python code (a builtin, a partial): no variables to read
-        pass
-    return list(dict.fromkeys(module for root in roots for module in root.modules()))
 
 
 def _check_call(fn: Callable, example: Call, args: tuple, kwargs: dict) -> Call:

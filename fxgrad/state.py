@@ -9,6 +9,12 @@ names (`W`, `m.weight`), so every tracer sees them as a module's parameters.
 A derived graph reads each value of the state by name when it runs (`Source.read`), so a
 reassigned one (`m.weight = nn.Parameter(...)`, `load_state_dict(..., assign=True)`) is seen;
 one of another shape, dtype or device, or a replaced module on the way to it, is refused.
+
+What else of the state a derived graph assumes is its `Fingerprint`, taken at derive time and
+compared at each call, as torch.compile guards a module's attributes: the modules `fn` runs
+(each one's identity and type, its plain attributes, its hooks, its train/eval mode), the global
+module hooks, which names share one tensor, and which captured names are tensors that require
+grad or modules.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ import functools
 import inspect
 import operator
 import types
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.fx as fx
+from torch.nn.modules import module as _torch_module
 from torch.utils._pytree import tree_leaves
 
 from .errors import ParameterError
@@ -81,6 +88,22 @@ def _source(name: str, top: Callable[[], Any], path: str) -> Source | None:
     return Source(name, top, parts, tuple(modules), obj.shape, obj.dtype, obj.device)
 
 
+class Fingerprint(NamedTuple):
+    """What a derived graph assumes of the state besides its tensors' shapes (`State.fingerprint`)."""
+
+    training: tuple[bool, ...]  # the `training` flag of each module `fn` runs, in `modules` order
+    # each module by qualified name: (name, itself, its type, its plain attributes, its hook dicts' keys)
+    modules: tuple[tuple, ...]
+    captured: tuple[tuple[str, bool], ...]  # for a function: whether each name it reads is state
+    hooks: tuple[tuple, ...]  # the global module hooks
+    shared: tuple[tuple[str, ...], ...]  # the names that share one tensor (tied parameters)
+
+    @property
+    def beyond_modes(self) -> tuple:
+        """All but `training`, which `function`'s `Key` holds as a guard of its own."""
+        return self[1:]
+
+
 @dataclass
 class State:
     """What `fn` reads besides its arguments, and the module the tracers trace in its place."""
@@ -88,13 +111,21 @@ class State:
     fn: Callable
     module: torch.nn.Module | None  # `fn` itself, its stand-in `Captures`, or None: no state
     readers: dict[str, Callable[[], Any]]  # a captured Python name: how to read its value now
+    # every name a function reads from outside its arguments, state or not: what its fingerprint watches
+    captured: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # a captured name stored under another in `Captures`
 
     def traced(self) -> Callable:
         return self.module if self.module is not None else self.fn
 
     def parameters(self) -> dict[str, torch.Tensor]:
-        """The values differentiated after the inputs, by name (`named_parameters()` order)."""
+        """The values differentiated after the inputs, by target (`named_parameters()` order)."""
         return dict(self.module.named_parameters()) if self.module is not None else {}
+
+    def user_name(self, target: str) -> str:
+        """The user's name of a target of the traced module (`training.weight` for `training_.weight`)."""
+        top, dot, path = target.partition(".")
+        return self.names.get(top, top) + dot + path
 
     def parameter_sources(self) -> list[Source]:
         return [self.source(name, p) for name, p in self.parameters().items()]
@@ -105,8 +136,122 @@ class State:
             return None  # a constant of the tracer's own
         if self.module is self.fn:
             return _source(target, lambda: self.fn, target)
-        top, _, path = target.partition(".")
-        return _source(target, self.readers[top], path) if top in self.readers else None
+        name = self.user_name(target)
+        top, _, path = name.partition(".")
+        return _source(name, self.readers[top], path) if top in self.readers else None
+
+    def roots(self) -> list[tuple[str, Any]]:
+        """The objects `fn` runs with, by name, as they are now: a module itself, a bound method's
+        module, or what a function reads."""
+        if isinstance(self.fn, torch.nn.Module):
+            return [("", self.fn)]
+        if isinstance(getattr(self.fn, "__self__", None), torch.nn.Module):
+            return [("self", self.fn.__self__)]
+        return [(name, read()) for name, read in self.captured.items()]
+
+    def fingerprint(self) -> Fingerprint:
+        """The fingerprint of the state as it is now: one walk over the modules `fn` runs."""
+        modules: list[tuple] = []
+        named: dict[int, list[str]] = {}  # the names of each tensor, to find those shared
+        captured = []
+        plain_function = not isinstance(self.fn, torch.nn.Module) and not inspect.ismethod(self.fn)
+        for name, value in self.roots():
+            if isinstance(value, torch.nn.Module):
+                _module_entries(name, value, modules, named)
+            elif isinstance(value, torch.Tensor):
+                named.setdefault(id(value), []).append(name)
+            if plain_function:
+                captured.append((name, _is_state(value)))
+        return Fingerprint(tuple(module.training for _, module, *_ in modules), tuple(modules), tuple(captured),
+                           tuple(tuple(hooks) for hooks in _global_hooks()),
+                           tuple(tuple(names) for names in named.values() if len(names) > 1))
+
+
+@dataclass
+class StateGuard:
+    """The fingerprint of a function's state at derive time, which every call checks."""
+
+    state: State
+    derived: Fingerprint
+
+    def check(self) -> None:
+        now = self.state.fingerprint()
+        if now != self.derived:
+            raise ParameterError(f"{changed(self.derived, now)} since the backward was derived, and what the "
+                                 "function computes may have changed with it: derive it again")
+
+
+def _module_entries(name: str, module: torch.nn.Module, entries: list, named: dict) -> None:
+    """The fingerprint entries of `module` at qualified name `name` and of its submodules."""
+    attributes, hooks = [], []
+    for attribute, value in vars(module).items():
+        if attribute in _HOOK_DICTS:
+            hooks.append(tuple(value) if isinstance(value, dict) else value)
+        elif attribute != "training" and _is_plain(value):  # `training` is a guard of its own
+            attributes.append((attribute, value))
+    entries.append((name, module, type(module), tuple(attributes), tuple(hooks)))
+    prefix = name + "." if name else ""
+    for store in (module._parameters, module._buffers):
+        for key, tensor in store.items():
+            if tensor is not None:
+                named.setdefault(id(tensor), []).append(prefix + key)
+    for key, child in module._modules.items():
+        if child is not None:
+            _module_entries(prefix + key, child, entries, named)
+
+
+def _is_plain(value: Any) -> bool:
+    """A value of a simple type, whose change may change what a module computes (`Dropout.p`)."""
+    return type(value) in _PLAIN or (isinstance(value, tuple) and all(_is_plain(v) for v in value))
+
+
+_PLAIN = frozenset({bool, int, float, str, type(None)})
+# the hooks a module's call runs: forward and backward, pre and post (and which kind of backward hook)
+_HOOK_DICTS = frozenset(name for name in vars(torch.nn.Module()) if name.startswith("_forward") or "_backward" in name)
+
+
+def _global_hooks() -> list[dict]:
+    return [_torch_module._global_forward_pre_hooks, _torch_module._global_forward_hooks,
+            _torch_module._global_backward_pre_hooks, _torch_module._global_backward_hooks,
+            _torch_module._global_forward_hooks_always_called]
+
+
+def changed(derived: Fingerprint, now: Fingerprint) -> str:
+    """What differs between two fingerprints, in words (for a `ParameterError`)."""
+    modules = {entry[0]: entry for entry in now.modules}
+    for (name, *_), was, mode in zip(derived.modules, derived.training, now.training):
+        if name in modules and was != mode:
+            return f"{_shown(name)} was in {_mode(was)} mode and is now in {_mode(mode)} mode"
+    for name, module, kind, attributes, hooks in derived.modules:
+        if name not in modules:
+            return f"{_shown(name)} is gone"
+        _, new_module, new_kind, new_attributes, new_hooks = modules[name]
+        if new_module is not module or new_kind is not kind:
+            return f"{_shown(name)} is another module now (a {new_kind.__name__})"
+        if new_attributes != attributes:
+            before, after = dict(attributes), dict(new_attributes)
+            attribute = next(a for a in {**before, **after} if before.get(a, ...) != after.get(a, ...))
+            return (f"`{name + '.' if name else ''}{attribute}` changed from {before.get(attribute, 'nothing')!r} "
+                    f"to {after.get(attribute, 'nothing')!r}")
+        if new_hooks != hooks:
+            return f"the hooks of {_shown(name)} changed"
+    for name, _, kind, _, _ in now.modules:
+        if name not in {entry[0] for entry in derived.modules}:
+            return f"{_shown(name)} is new (a {kind.__name__})"
+    for (name, was), (_, state) in zip(derived.captured, now.captured):
+        if was != state:
+            return f"whether `{name}` is a module or a tensor that requires grad changed"
+    if derived.hooks != now.hooks:
+        return "the global module hooks changed"
+    return "which names share one tensor changed"
+
+
+def _shown(name: str) -> str:
+    return f"`{name}`" if name else "the module"
+
+
+def _mode(training: bool) -> str:
+    return "training" if training else "eval"
 
 
 def _lookup(module: torch.nn.Module, target: str) -> Any:
@@ -143,8 +288,10 @@ def find_state(fn: Callable, n_inputs: int) -> State:
     readers = {name: read for name, read in captured.items() if _is_state(read())}
     _refuse_unreachable(fn, captured, readers)
     if not readers:
-        return State(fn, None, {})
-    return State(fn, _captures(fn, readers), readers)
+        return State(fn, None, {}, captured)
+    names = _stored_names(readers)
+    return State(fn, _captures(fn, readers, names), readers, captured,
+                 {stored: name for name, stored in names.items() if stored != name})
 
 
 def _is_state(value: Any) -> bool:
@@ -210,20 +357,36 @@ def _keyword_default(fn: types.FunctionType, name: str) -> Any:
 
 
 def _globals_loaded(code: types.CodeType) -> list[str]:
-    """The globals `code` loads, and the code nested in it (comprehensions, lambdas)."""
-    names = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    """The globals `code` loads."""
+    return list(dict.fromkeys(i.argval for i in _instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")))
+
+
+def _instructions(code: types.CodeType):
+    """The instructions of `code` and of the code nested in it (comprehensions, lambdas)."""
+    yield from dis.get_instructions(code)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names += _globals_loaded(const)
-    return list(dict.fromkeys(names))
+            yield from _instructions(const)
 
 
 def _refuse_unreachable(fn: types.FunctionType, captured: dict[str, Callable[[], Any]],
                         readers: dict[str, Callable[[], Any]]) -> None:
     """Refuse tensors requiring grad that `fn` reaches but that cannot be named as state: inside
-    a container it closes over, or read by a function it calls."""
+    a container it closes over, read by a function it calls, or a module or such a tensor read
+    from a Python module (`mymod.net`), which export would keep as constants."""
+    attributes = _attributes_loaded(fn.__code__)
     for name, read in captured.items():
         value = read()
+        if isinstance(value, types.ModuleType):
+            for attribute in attributes & vars(value).keys():
+                held = getattr(value, attribute)
+                if isinstance(held, torch.nn.Module) or _differentiable(held):
+                    raise ParameterError(
+                        f"`{_name(fn)}` reads `{name}.{attribute}`, a {type(held).__name__}, through the Python module "
+                        f"`{name}`; fxgrad differentiates, and guards the mode of, the modules and tensors a function "
+                        f"reads by their own name: bind it to a name first (`from {name} import {attribute}`), "
+                        "or pass its tensors as inputs"
+                    )
         if name not in readers and _differentiable(value):
             raise ParameterError(
                 f"`{_name(fn)}` reads `{name}`, a {type(value).__name__} holding tensors that require grad; "
@@ -247,7 +410,27 @@ def _refuse_unreachable(fn: types.FunctionType, captured: dict[str, Callable[[],
             helpers.append((inner, read()))
 
 
-def _captures(fn: types.FunctionType, readers: dict[str, Callable[[], Any]]) -> torch.nn.Module:
+def _attributes_loaded(code: types.CodeType) -> set[str]:
+    """The attribute names `code` reads (`net` of `mymod.net`)."""
+    return {i.argval for i in _instructions(code) if i.opname in ("LOAD_ATTR", "LOAD_METHOD")}
+
+
+def _stored_names(readers: dict[str, Callable[[], Any]]) -> dict[str, str]:
+    """The name each captured value is stored under in `Captures`: its own, unless that is an
+    attribute every module has (`training`, `forward`, `float`), which gets `_` appended."""
+    stored: dict[str, str] = {}
+    for name in readers:
+        safe = name
+        while safe in _MODULE_ATTRIBUTES or (safe != name and safe in readers) or safe in stored.values():
+            safe += "_"
+        stored[name] = safe
+    return stored
+
+
+_MODULE_ATTRIBUTES = frozenset(dir(torch.nn.Module)) | frozenset(vars(torch.nn.Module()))
+
+
+def _captures(fn: types.FunctionType, readers: dict[str, Callable[[], Any]], names: dict[str, str]) -> torch.nn.Module:
     """A module holding what `fn` closes over, its modules as submodules and its tensors as
     parameters (a tensor that requires grad becomes one sharing its storage; a parameter stays
     itself), whose forward calls a copy of `fn` that reads them from the module: so every tracer
@@ -255,9 +438,9 @@ def _captures(fn: types.FunctionType, readers: dict[str, Callable[[], Any]]) -> 
     values = {name: read() for name, read in readers.items()}
     tensors = [name for name, value in values.items() if isinstance(value, torch.Tensor)]
     # a captured tensor that is a parameter of a captured module is read, and named, as that one
-    in_modules = {id(p): f"{name}.{path}" for name, value in values.items() if isinstance(value, torch.nn.Module)
-                  for path, p in value.named_parameters()}
-    paths = {name: in_modules.get(id(values[name]), name) for name in tensors}
+    in_modules = {id(p): f"{names[name]}.{path}" for name, value in values.items()
+                  if isinstance(value, torch.nn.Module) for path, p in value.named_parameters()}
+    paths = {name: in_modules.get(id(values[name]), names[name]) for name in tensors}
     code = fn.__code__
     cells = tuple(types.CellType(_contents(cell)) if name in tensors else cell
                   for name, cell in zip(code.co_freevars, fn.__closure__ or ()))
@@ -271,11 +454,11 @@ def _captures(fn: types.FunctionType, readers: dict[str, Callable[[], Any]]) -> 
     module = type(fn.__name__, (torch.nn.Module,), {"forward": forward})()
     for name, value in values.items():
         if isinstance(value, torch.nn.Module):
-            module.add_module(name, value)
+            module.add_module(names[name], value)
     for name in tensors:
         value = values[name]
-        if paths[name] == name:
-            module.register_parameter(name, value if isinstance(value, torch.nn.Parameter)
+        if paths[name] == names[name]:
+            module.register_parameter(names[name], value if isinstance(value, torch.nn.Parameter)
                                       else torch.nn.Parameter(value.detach()))
     return module
 
@@ -307,6 +490,13 @@ def read_live(module: fx.GraphModule, sources: dict[str, Source]) -> None:
     sources = {target: source for target, source in sources.items() if target in read}
     if sources:
         module.register_forward_pre_hook(functools.partial(_refresh, sources))
+
+
+def refresh(module: fx.GraphModule) -> None:
+    """Read the state of `module` (made to `read_live`) into its attributes now, as a call does."""
+    for hook in list(module._forward_pre_hooks.values()):
+        if isinstance(hook, functools.partial) and hook.func is _refresh:
+            hook(module, ())
 
 
 def _refresh(sources: dict[str, Source], module: torch.nn.Module, args: tuple) -> None:

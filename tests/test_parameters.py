@@ -2,8 +2,11 @@
 name when the backward runs; tensors and modules a function closes over, differentiated like a
 module's parameters; parameters shared under two names, one gradient."""
 
+import copy
 import functools
+import pickle
 import sys
+import types
 
 import pytest
 import torch
@@ -48,16 +51,19 @@ def assert_derive_matches(fn, inputs, state, tracer):
     return bwd
 
 
-def assert_function_matches(fn, inputs, state, loss=lambda out: (out * out).sum()):
-    """`fxgrad.function(fn)`'s `.grad` on every tensor of `state` is autograd's."""
-    f = fxgrad.function(fn, inputs)
+def assert_function_matches(fn, inputs, state, loss=lambda out: (out * out).sum(), f=None):
+    """`fxgrad.function(fn)`'s (or `f`'s) outputs are `fn`'s, its `.grad` on every tensor of `state` autograd's."""
+    f = fxgrad.function(fn, inputs) if f is None else f
     for t in state:
         t.grad = None
-    loss(f(*inputs)).backward()
+    out = f(*inputs)
+    loss(out).backward()
     derived = [t.grad for t in state]
     for t in state:
         t.grad = None
-    loss(fn(*inputs)).backward()
+    expected = fn(*inputs)
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-10)
+    loss(expected).backward()
     for t, d in zip(state, derived):
         assert d is not None
         torch.testing.assert_close(d, t.grad, rtol=1e-9, atol=1e-10)
@@ -158,7 +164,6 @@ def test_the_derived_backward_compiled_reads_parameters_by_name():
     (lambda m: setattr(m.fc, "weight", nn.Parameter(torch.randn(3, 4))), r"`fc.weight` is now a torch.float32 tensor"),
     (lambda m: setattr(m, "shift", double(5, 3)), r"`shift` is now a torch.float64 tensor of shape \(5, 3\)"),
     (lambda m: setattr(m, "shift", None), r"`shift` is now a NoneType, not a tensor"),
-    (lambda m: setattr(m, "fc", nn.Linear(4, 3).double()), r"`fc.weight` is read through `fc`, which was replaced"),
 ])
 def test_a_replaced_parameter_that_does_not_fit_is_refused(change, message, tracer):
     m, x = Net().double(), double(5, 4)
@@ -170,6 +175,17 @@ def test_a_replaced_parameter_that_does_not_fit_is_refused(change, message, trac
         bwd(x, double(5, 3))
     with pytest.raises(fxgrad.ParameterError, match=message):
         f(x)
+
+
+def test_a_replaced_submodule_is_refused_by_derive_and_derived_again_by_function(tracer):
+    m, x = Net().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    f = fxgrad.function(m, (x,))
+    f(x)
+    m.fc = nn.Linear(4, 3).double()
+    with pytest.raises(fxgrad.ParameterError, match=r"`fc.weight` is read through `fc`, which was replaced"):
+        bwd(x, double(5, 3))
+    assert_function_matches(m, (x,), list(m.parameters()), f=f)
 
 
 # --- tensors and modules a function closes over ----------------------------------------------
@@ -374,3 +390,206 @@ def reads_a_complex_tensor(x):
 def test_a_captured_complex_tensor_that_requires_grad_is_refused_not_a_constant(tracer):
     with pytest.raises(fxgrad.InputError, match="COMPLEX is complex"):
         fxgrad.derive(reads_a_complex_tensor, (double(2, 3),), tracer=tracer)
+
+
+# --- the rest of a module's state: a guard, as torch.compile guards a module's attributes -------
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.act, self.scale = nn.Linear(4, 3), nn.Tanh(), 2.0
+
+    def forward(self, x):
+        return self.act(self.fc(x)) * self.scale
+
+
+def replace_a_submodule_without_parameters(m):
+    m.act = nn.Sigmoid()
+
+
+def change_an_attribute(m):
+    m.scale = 3.0
+
+
+def add_a_forward_hook(m):
+    m.register_forward_hook(lambda module, args, out: out * out)
+
+
+def add_a_forward_pre_hook_to_a_submodule(m):
+    m.fc.register_forward_pre_hook(lambda module, args: (args[0] * 2,))
+
+
+@pytest.mark.parametrize("change, message", [
+    (replace_a_submodule_without_parameters, r"`act` is another module now \(a Sigmoid\)"),
+    (change_an_attribute, r"`scale` changed from 2.0 to 3.0"),
+    (add_a_forward_hook, r"the hooks of the module changed"),
+    (add_a_forward_pre_hook_to_a_submodule, r"the hooks of `fc` changed"),
+])
+def test_a_change_of_a_modules_other_state_is_refused_by_derive_and_derived_again_by_function(change, message, tracer):
+    torch.manual_seed(0)
+    m, x = Scaled().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    f = fxgrad.function(m, (x,))
+    f(x)
+    change(m)
+    with pytest.raises(fxgrad.ParameterError, match=message + ".*derive it again"):
+        bwd(x, double(5, 3))
+    assert_function_matches(m, (x,), list(m.parameters()), f=f)
+    assert_derive_matches(m, (x,), list(m.parameters()), tracer)  # derived again, it holds
+
+
+def test_a_global_module_hook_added_after_is_refused_by_derive(tracer):
+    m, x = Scaled().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda module, args, out: out)
+    try:
+        with pytest.raises(fxgrad.ParameterError, match="the global module hooks changed"):
+            bwd(x, double(5, 3))
+    finally:
+        handle.remove()
+    bwd(x, double(5, 3))
+
+
+def test_dropout_p_changed_after_is_refused(tracer):
+    m, x = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.0)).double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    f = fxgrad.function(m, (x,))
+    f(x)
+    m[1].p = 0.5
+    with pytest.raises(fxgrad.ParameterError, match=r"`1.p` changed from 0.0 to 0.5"):
+        bwd(x, double(5, 3))
+    with pytest.raises(fxgrad.RandomnessError):  # derived again: dropout now draws random numbers
+        f(x)
+
+
+def test_a_backward_hook_added_after_is_refused(tracer):
+    m, x = Scaled().double(), double(5, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    f = fxgrad.function(m, (x,))
+    f(x)
+    m.fc.register_full_backward_hook(lambda module, grad_input, grad_output: None)
+    with pytest.raises(fxgrad.ParameterError, match=r"the hooks of `fc` changed"):
+        bwd(x, double(5, 3))
+    with pytest.raises(fxgrad.TraceError, match="backward hook"):
+        f(x)
+
+
+def test_untying_tied_parameters_is_refused_by_derive_and_derived_again_by_function(tracer):
+    m, x = tied(), double(3, 4)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    f = fxgrad.function(m, (x,))
+    f(x)
+    m[1].weight = nn.Parameter(double(4, 4))
+    with pytest.raises(fxgrad.ParameterError, match="which names share one tensor changed"):
+        bwd(x, double(3, 4))
+    assert_function_matches(m, (x,), list(m.parameters()), f=f)
+    assert [p.grad is not None for p in (m[0].weight, m[1].weight)]
+
+
+class ByMode(nn.Module):
+    """Reads its train/eval mode as a plain Python bool, which every tracer follows."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return torch.tanh(self.fc(x)) if self.training else torch.sin(self.fc(x))
+
+
+by_mode = ByMode().double()
+
+
+def runs_a_global_module_in_nested_code(x):
+    return sum(by_mode(c) for c in [x]).sum()
+
+
+def runs_a_default_module(x, m=by_mode):
+    return m(x).sum()
+
+
+@pytest.mark.parametrize("fn", [runs_a_global_module_in_nested_code, runs_a_default_module])
+def test_the_mode_of_a_module_held_as_a_default_or_used_in_nested_code_is_a_guard(fn, tracer):
+    by_mode.train()
+    try:
+        x = double(5, 4)
+        bwd = fxgrad.derive(fn, (x,), tracer=tracer)
+        f = fxgrad.function(fn, (x,))
+        f(x)
+        by_mode.eval()
+        with pytest.raises(fxgrad.ParameterError, match=r"`.*` was in training mode and is now in eval mode"):
+            bwd(x, torch.ones((), dtype=torch.float64))
+        assert_function_matches(fn, (x,), list(by_mode.parameters()), loss=lambda out: out, f=f)
+    finally:
+        by_mode.train()
+
+
+@pytest.mark.parametrize("held, message", [
+    (lambda: nn.Linear(4, 2).double(), r"reads `mymod.held`, a Linear, through the Python module `mymod`"),
+    (lambda: double(4, 2).requires_grad_(), r"reads `mymod.held`, a Tensor, through the Python module `mymod`"),
+])
+def test_state_read_through_a_python_module_is_refused_not_made_a_constant(held, message, tracer):
+    mymod = types.ModuleType("mymod")
+    mymod.held = held()
+    call = "mymod.held(x)" if isinstance(mymod.held, nn.Module) else "x @ mymod.held"
+    fn = eval(f"lambda x: ({call}).sum()", {"mymod": mymod})
+    x = double(3, 4)
+    with pytest.raises(fxgrad.ParameterError, match=message):
+        fxgrad.derive(fn, (x,), tracer=tracer)
+    with pytest.raises(fxgrad.ParameterError, match=message):
+        fxgrad.function(fn, (x,))(x)
+
+
+def test_a_copy_of_a_backward_holds_the_state_as_it_was_when_copied(tracer):
+    torch.manual_seed(0)
+    m, x, g = Net().double(), double(5, 4), double(5, 3)
+    bwd = fxgrad.derive(m, (x,), tracer=tracer)
+    bwd(x, g)
+    reassign_weight(m)  # after the last call: the copies must not hold the values that call read
+    copies = [copy.deepcopy(bwd), pickle.loads(pickle.dumps(bwd))]
+    as_copied = copy.deepcopy(m)
+    reassign_weight(m)
+    for copied in copies:
+        for d, e in zip(copied(x, g), expected_grads(as_copied, (x,), list(as_copied.parameters()), (g,))):
+            torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+    for d, e in zip(bwd(x, g), expected_grads(m, (x,), list(m.parameters()), (g,))):  # the original reads live
+        torch.testing.assert_close(d, e, rtol=1e-9, atol=1e-10)
+    m.fc.weight = nn.Parameter(double(3, 5))
+    with pytest.raises(fxgrad.ParameterError, match=r"`fc.weight` is now a torch.float64 tensor of shape \(3, 5\)"):
+        copy.deepcopy(bwd)
+    with pytest.raises(fxgrad.ParameterError, match=r"`fc.weight` is now a torch.float64 tensor of shape \(3, 5\)"):
+        pickle.dumps(bwd)
+
+
+def test_a_captured_tensor_that_starts_requiring_grad_is_differentiated(tracer):
+    W = double(4, 2)
+
+    def fn(x):
+        return (x @ W).exp().sum()
+
+    x = double(3, 4)
+    bwd = fxgrad.derive(fn, (x,), tracer=tracer)
+    assert bwd.grad_names == ["grad_x"]
+    f = fxgrad.function(fn, (x,))
+    f(x.requires_grad_())  # a partition for x alone, which would serve the next call
+    W.requires_grad_(True)
+    with pytest.raises(fxgrad.ParameterError, match="whether `W` is a module or a tensor that requires grad changed"):
+        bwd(x, torch.ones((), dtype=torch.float64))
+    assert_function_matches(fn, (x,), [x, W], loss=lambda out: out, f=f)
+    x.requires_grad_(False)
+    assert_function_matches(fn, (x,), [W], loss=lambda out: out, f=f)
+
+
+@pytest.mark.parametrize("name", ["training", "modules", "forward", "type", "float", "T_destination", "dump_patches",
+                                  "_parameters"])
+def test_a_captured_name_that_a_module_has_is_differentiated_under_that_name(name, tracer):
+    V, lin = double(4, 3).requires_grad_(), nn.Linear(3, 2).double()
+    fn = eval(f"lambda x: lin(x @ {name}).sum()", {name: V, "lin": lin})
+    x = double(5, 4)
+    bwd = assert_derive_matches(fn, (x,), [V, lin.weight, lin.bias], tracer)
+    assert bwd.grad_names == ["grad_x", f"grad_{name}", "grad_lin.weight", "grad_lin.bias"]
+    assert_function_matches(fn, (x,), [V, lin.weight, lin.bias], loss=lambda out: out)
+    module_named = eval(f"lambda x: {name}(x).sum()", {name: lin})
+    bwd = assert_derive_matches(module_named, (double(5, 3),), [lin.weight, lin.bias], tracer)
+    assert bwd.grad_names == ["grad_x", f"grad_{name}.weight", f"grad_{name}.bias"]
