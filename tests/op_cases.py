@@ -465,6 +465,10 @@ CASES = [
     case("F.hardtanh", F.hardtanh, (2, 3)),
     case("F.hardtanh bounds", lambda x: F.hardtanh(x, -0.5, 0.5), (3,)),
     case("F.relu6", lambda x: F.relu6(x * 4), (2, 3)),
+    case("F.hardswish", lambda x: F.hardswish(x * 4), (2, 3)),
+    case("F.hardswish at the ends", lambda x: F.hardswish(x.sign() * 3), (2, 3), gradcheck=False),
+    case("F.hardsigmoid", lambda x: F.hardsigmoid(x * 4), (2, 3)),
+    case("nn.Hardsigmoid", torch.nn.Hardsigmoid(), (2, 3)),
     # choosing elements: maximum and minimum, clamp, where, masked_fill, triangles
     case("torch.maximum broadcast", torch.maximum, (2, 3), (3,)),
     case("Tensor.maximum 0-d", lambda a, b: a.maximum(b), (2, 3), ()),
