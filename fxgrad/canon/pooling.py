@@ -13,10 +13,10 @@ from ..graph import value
 from .pieces import item
 from .registry import aten, call, define, emit, lowers, options_given, unsupported_argument
 
-_MAX_POOL = {1: F.max_pool1d_with_indices, 2: F.max_pool2d_with_indices, 3: F.max_pool3d_with_indices}
-_ADAPTIVE_MAX_POOL = {1: F.adaptive_max_pool1d_with_indices, 2: F.adaptive_max_pool2d_with_indices}
-_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-_ADAPTIVE_AVG_POOL = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+MAX_POOLS = {1: F.max_pool1d_with_indices, 2: F.max_pool2d_with_indices, 3: F.max_pool3d_with_indices}
+ADAPTIVE_MAX_POOLS = {1: F.adaptive_max_pool1d_with_indices, 2: F.adaptive_max_pool2d_with_indices}
+AVG_POOLS = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+ADAPTIVE_AVG_POOLS = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
 
 
 def _write_max_pool(spatial: int):
@@ -42,7 +42,7 @@ def _write_avg_pool(spatial: int):
              "divisor_override": None},
             stride=stride, padding=padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
             divisor_override=divisor_override)
-        return call(_AVG_POOL[spatial], input, _one(kernel_size), **options)
+        return call(AVG_POOLS[spatial], input, _one(kernel_size), **options)
 
     return write
 
@@ -69,11 +69,11 @@ def _one(option):
 
 
 define({
-    **{op: _write_max_pool(spatial) for spatial, op in _MAX_POOL.items()},
-    **{op: _write_adaptive_max_pool(spatial) for spatial, op in _ADAPTIVE_MAX_POOL.items()},
-    **{op: _write_avg_pool(spatial) for spatial, op in _AVG_POOL.items()},
+    **{op: _write_max_pool(spatial) for spatial, op in MAX_POOLS.items()},
+    **{op: _write_adaptive_max_pool(spatial) for spatial, op in ADAPTIVE_MAX_POOLS.items()},
+    **{op: _write_avg_pool(spatial) for spatial, op in AVG_POOLS.items()},
     **{op: lambda input, output_size, _op=op: call(_op, input, _one(output_size))
-       for op in _ADAPTIVE_AVG_POOL.values()},
+       for op in ADAPTIVE_AVG_POOLS.values()},
     # pad: (left, right) pairs from the last dim backwards; mode: constant, reflect, replicate, circular
     F.pad: _write_pad,
     # mode: nearest, linear, bilinear, trilinear; scale_factor: a tuple of floats, or None for `size`
@@ -101,7 +101,7 @@ def _max_pool(rank: int, with_indices: bool):
         spatial = _spatial(input, rank)
         kernel = _per_dim(kernel_size, spatial)
         stride = kernel if stride is None or stride == [] or stride == () else _per_dim(stride, spatial)
-        pooled = emit(_MAX_POOL[rank], input, kernel, stride, _per_dim(padding, spatial),
+        pooled = emit(MAX_POOLS[rank], input, kernel, stride, _per_dim(padding, spatial),
                       _per_dim(dilation, spatial), ceil_mode)
         return pooled if with_indices or return_indices else emit(item, pooled, 0)
 
@@ -111,12 +111,12 @@ def _max_pool(rank: int, with_indices: bool):
 for _rank in (1, 2, 3):
     lowers({1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[_rank],
            getattr(aten, f"max_pool{_rank}d"))(_max_pool(_rank, with_indices=False))
-    lowers(_MAX_POOL[_rank], getattr(aten, f"max_pool{_rank}d_with_indices"))(_max_pool(_rank, with_indices=True))
+    lowers(MAX_POOLS[_rank], getattr(aten, f"max_pool{_rank}d_with_indices"))(_max_pool(_rank, with_indices=True))
 
 
 def _adaptive_max_pool(rank: int, with_indices: bool):
     def lower(input, output_size, return_indices=False):
-        pooled = emit(_ADAPTIVE_MAX_POOL[rank], input, _per_dim(output_size, _spatial(input, rank)))
+        pooled = emit(ADAPTIVE_MAX_POOLS[rank], input, _per_dim(output_size, _spatial(input, rank)))
         return pooled if with_indices or return_indices else emit(item, pooled, 0)
 
     return lower
@@ -125,7 +125,7 @@ def _adaptive_max_pool(rank: int, with_indices: bool):
 lowers(F.adaptive_max_pool1d)(_adaptive_max_pool(1, with_indices=False))
 lowers(F.adaptive_max_pool2d)(_adaptive_max_pool(2, with_indices=False))
 for _rank in (1, 2):  # ATen's adaptive max pools return their indices
-    lowers(_ADAPTIVE_MAX_POOL[_rank], getattr(aten, f"adaptive_max_pool{_rank}d"))(
+    lowers(ADAPTIVE_MAX_POOLS[_rank], getattr(aten, f"adaptive_max_pool{_rank}d"))(
         _adaptive_max_pool(_rank, with_indices=True))
 
 
@@ -137,19 +137,19 @@ def _avg_pool(rank: int):
         spatial = _spatial(input, rank)
         kernel = _per_dim(kernel_size, spatial)
         stride = kernel if stride is None or stride == [] or stride == () else _per_dim(stride, spatial)
-        return emit(_AVG_POOL[rank], input, kernel, stride, _per_dim(padding, spatial), ceil_mode,
+        return emit(AVG_POOLS[rank], input, kernel, stride, _per_dim(padding, spatial), ceil_mode,
                     count_include_pad, divisor_override)
 
     return lower
 
 
 for _rank in (1, 2, 3):
-    lowers(_AVG_POOL[_rank], getattr(aten, f"avg_pool{_rank}d"))(_avg_pool(_rank))
+    lowers(AVG_POOLS[_rank], getattr(aten, f"avg_pool{_rank}d"))(_avg_pool(_rank))
 
 
 def _adaptive_avg_pool(rank: int):
     def lower(input, output_size):
-        return emit(_ADAPTIVE_AVG_POOL[rank], input, _per_dim(output_size, _spatial(input, rank)))
+        return emit(ADAPTIVE_AVG_POOLS[rank], input, _per_dim(output_size, _spatial(input, rank)))
 
     return lower
 

@@ -9,12 +9,12 @@ rules hold at every size.
 import torch
 import torch.nn.functional as F
 
-from ..canon.pooling import _ADAPTIVE_AVG_POOL, _ADAPTIVE_MAX_POOL, _AVG_POOL, _MAX_POOL
+from ..canon.pooling import ADAPTIVE_AVG_POOLS, ADAPTIVE_MAX_POOLS, AVG_POOLS, MAX_POOLS
 from ..graph import value
 from . import rule
 
 
-@rule(*_MAX_POOL.values(), *_ADAPTIVE_MAX_POOL.values())
+@rule(*MAX_POOLS.values(), *ADAPTIVE_MAX_POOLS.values())
 def max_pool(g, input, kernel_or_output_size, *options, out):
     grad, _ = g  # the indices carry no gradient
     # each output's gradient to the element torch's kernel picked, its flat index within the
@@ -25,7 +25,7 @@ def max_pool(g, input, kernel_or_output_size, *options, out):
     return grad_input.view_as(input)
 
 
-@rule(*_AVG_POOL.values())
+@rule(*AVG_POOLS.values())
 def avg_pool(g, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     # window o along a dim covers o·stride − padding ... + kernel, cut at padding past the end;
     # torch divides by the product of the windows' lengths along the dims (within the padding,
@@ -45,7 +45,7 @@ def avg_pool(g, input, kernel_size, stride, padding, ceil_mode, count_include_pa
     return grad / divisor_override if divisor_override else grad
 
 
-@rule(*_ADAPTIVE_AVG_POOL.values())
+@rule(*ADAPTIVE_AVG_POOLS.values())
 def adaptive_avg_pool(g, input, output_size):
     # output o of n along a dim of size m averages inputs ⌊o·m/n⌋ ... ⌈(o+1)·m/n⌉
     matrices = []
