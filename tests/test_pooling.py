@@ -44,3 +44,13 @@ def test_nn_conv_transpose_module_and_its_parameters():
 def test_refused_options(fn, match):
     with pytest.raises(fxgrad.UnsupportedArgumentError, match=match):
         fxgrad.derive(fn, (X,))
+
+
+def test_interpolate_to_another_tensors_size_stays_generic():
+    # an FPN's `F.interpolate(a, size=b.shape[2:])`: fx keeps the size a run-time read
+    def f(a, b):
+        return F.interpolate(a, size=b.shape[2:], mode="bilinear") * b
+
+    bwd = fxgrad.derive(f, (X, torch.randn(2, 3, 9, 7, dtype=torch.float64)), tracer="fx")
+    assert_matches_autograd(f, bwd, (torch.randn(2, 3, 6, 8, dtype=torch.float64),
+                                     torch.randn(2, 3, 13, 11, dtype=torch.float64)))
