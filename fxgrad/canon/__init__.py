@@ -14,7 +14,7 @@ never sees an alias, a keyword argument or a default.
 Every canonical node carries its op in `node.meta["fxgrad_op"]` and its bound arguments in
 `node.meta["fxgrad_args"]`; the reverse pass reads those two and nothing else.
 
-One module per area (linalg, pointwise, choice, selection, reduction, cumulative, shape, pieces,
+One module per area (linalg, pointwise, pooling, choice, selection, reduction, cumulative, shape, pieces,
 indexing, contractions, embedding, conversion, norms, losses) defines its canonical ops (`define`)
 beside the spellings that lower onto them (`lowers`), ATen ones included; `registry` holds the
 tables, `lowering.canonicalize` is the pass that applies them.
@@ -32,6 +32,7 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
     norms,
     pieces,
     pointwise,
+    pooling,
     reduction,
     selection,
     shape,

@@ -1,4 +1,5 @@
-"""Contractions: einsum, scaled dot-product attention, and 1-D and 2-D convolutions.
+"""Contractions: einsum, scaled dot-product attention, and 1-, 2- and 3-D convolutions, plain and
+transposed.
 
 make_fx decomposes einsum into permutes, views and bmm, and attention into matmuls and
 `_safe_softmax`, all lowered here or elsewhere; it records convolutions as `aten.convolution`.
@@ -11,25 +12,26 @@ import torch.nn.functional as F
 
 from ..errors import RandomnessError
 from ..graph import value
-from .registry import aten, call, define, emit, lowers, static_dim, unsupported_argument
+from .registry import aten, call, define, emit, lowers, options_given, static_dim, unsupported_argument
 
 
 def conv_options(**options) -> dict:
-    """The keyword arguments of a convolution that differ from their defaults, a tuple of one
-    repeated value written as that value (`stride=2` for `(2, 2)`)."""
-    defaults = {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1}
-    spelled = {}
-    for name, option in options.items():
-        if isinstance(option, tuple) and len(set(option)) == 1:
-            option = option[0]
-        if option != defaults[name]:
-            spelled[name] = option
-    return spelled
+    """The keyword arguments of a convolution that differ from their defaults."""
+    return options_given({"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1}, **options)
 
 
 def _write_conv(op):
     def write(input, weight, bias, stride, padding, dilation, groups):
         options = conv_options(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return call(op, input, weight, *([] if bias is None else [bias]), **options)
+
+    return write
+
+
+def _write_conv_transpose(op):
+    def write(input, weight, bias, stride, padding, output_padding, groups, dilation):
+        options = conv_options(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                               dilation=dilation)
         return call(op, input, weight, *([] if bias is None else [bias]), **options)
 
     return write
@@ -51,6 +53,11 @@ define({
     # batched input; stride, padding, dilation: a tuple with one int per spatial dim
     torch.conv1d: _write_conv(torch.conv1d),
     torch.conv2d: _write_conv(torch.conv2d),
+    torch.conv3d: _write_conv(torch.conv3d),
+    # output_padding: a tuple with one int per spatial dim, each below its stride
+    torch.conv_transpose1d: _write_conv_transpose(torch.conv_transpose1d),
+    torch.conv_transpose2d: _write_conv_transpose(torch.conv_transpose2d),
+    torch.conv_transpose3d: _write_conv_transpose(torch.conv_transpose3d),
 })
 
 
@@ -151,28 +158,54 @@ def _padding(padding, weight, dilation: tuple, spatial: int) -> tuple:
     return tuple(t // 2 for t in total)
 
 
-def _conv(input, weight, bias, stride, padding, dilation, groups):
-    """The canonical convolution of the weight's spatial rank, on a batch (an unbatched input
-    is made a batch of one, as make_fx records it)."""
+def _on_batch(op, input, weight, *args):
+    """`op` on a batch: an unbatched input is made a batch of one, as make_fx records it."""
+    if value(input).ndim == value(weight).ndim:
+        return emit(op, input, weight, *args)
+    batch = emit(torch.unsqueeze, input, 0)
+    return emit(torch.squeeze, emit(op, batch, weight, *args), 0)
+
+
+def _spatial(weight) -> int:
     spatial = value(weight).ndim - 2
-    op = {1: torch.conv1d, 2: torch.conv2d}.get(spatial)
-    if op is None:
+    if spatial not in (1, 2, 3):
         unsupported_argument(f"{spatial}-D convolution")
+    return spatial
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups):
+    """The canonical convolution of the weight's spatial rank."""
+    spatial = _spatial(weight)
+    op = {1: torch.conv1d, 2: torch.conv2d, 3: torch.conv3d}[spatial]
     stride, dilation = _per_dim(stride, spatial), _per_dim(dilation, spatial)
     padding = _padding(padding, weight, dilation, spatial)
-    if value(input).ndim == spatial + 2:
-        return emit(op, input, weight, bias, stride, padding, dilation, groups)
-    batch = emit(torch.unsqueeze, input, 0)
-    return emit(torch.squeeze, emit(op, batch, weight, bias, stride, padding, dilation, groups), 0)
+    return _on_batch(op, input, weight, bias, stride, padding, dilation, groups)
 
 
-@lowers(torch.conv1d, torch.conv2d, aten.conv1d, aten.conv2d)
+def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation):
+    spatial = _spatial(weight)
+    op = {1: torch.conv_transpose1d, 2: torch.conv_transpose2d, 3: torch.conv_transpose3d}[spatial]
+    stride, dilation = _per_dim(stride, spatial), _per_dim(dilation, spatial)
+    padding, output_padding = _per_dim(padding, spatial), _per_dim(output_padding, spatial)
+    if any(o >= s for o, s in zip(output_padding, stride)):
+        unsupported_argument("transposed convolution with output_padding not below its stride")
+    return _on_batch(op, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+@lowers(torch.conv1d, torch.conv2d, torch.conv3d, aten.conv1d, aten.conv2d, aten.conv3d)
 def _conv_function(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+@lowers(torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d, aten.conv_transpose1d,
+        aten.conv_transpose2d, aten.conv_transpose3d)
+def _conv_transpose_function(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                             dilation=1):
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
 @lowers(aten.convolution)
 def _convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
     if transposed:
-        unsupported_argument("transposed convolution")
+        return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
     return _conv(input, weight, bias, stride, padding, dilation, groups)

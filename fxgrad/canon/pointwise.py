@@ -44,6 +44,8 @@ define({
     F.selu: lambda input: call(F.selu, input),
     F.hardtanh: lambda input, min_val, max_val: (call(F.relu6, input) if (min_val, max_val) == (0, 6)
                                                  else call(F.hardtanh, input, min_val, max_val)),
+    F.hardswish: lambda input: call(F.hardswish, input),
+    F.hardsigmoid: lambda input: call(F.hardsigmoid, input),
     torch.softmax: lambda input, dim: input.softmax(dim),
     torch.log_softmax: lambda input, dim: input.log_softmax(dim),
 })
@@ -176,6 +178,16 @@ def _hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
 @lowers(F.relu6, aten.relu6)
 def _relu6(input, inplace=False):
     return emit(F.hardtanh, input, 0, 6)
+
+
+@lowers(F.hardswish, aten.hardswish)
+def _hardswish(input, inplace=False):
+    return emit(F.hardswish, input)
+
+
+@lowers(F.hardsigmoid, aten.hardsigmoid)
+def _hardsigmoid(input, inplace=False):
+    return emit(F.hardsigmoid, input)
 
 
 def _softmax_lowering(op: Callable) -> Callable:

@@ -77,6 +77,21 @@ def call(fn, *args, **kwargs):
     return args[0].tracer.create_proxy("call_function", fn, args, kwargs)
 
 
+def options_given(defaults: dict, **options) -> dict:
+    """The keyword arguments that differ from their `defaults`, a tuple of one repeated value
+    written as that value (`stride=2` for `(2, 2)`)."""
+    spelled = {}
+    for name, option in options.items():
+        if isinstance(option, tuple) and len(set(option)) == 1:
+            option = option[0]
+        default = defaults[name]
+        if isinstance(default, tuple) and len(set(default)) == 1:
+            default = default[0]
+        if option != default:
+            spelled[name] = option
+    return spelled
+
+
 def given(**options):
     """The keyword arguments that are given (not None), for writers: `F.layer_norm(x, (4,), eps=1e-05)`."""
     return {key: option for key, option in options.items() if option is not None}

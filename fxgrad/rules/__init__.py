@@ -92,6 +92,7 @@ from . import (  # noqa: E402,F401  (registers the rules)
     norms,
     pieces,
     pointwise,
+    pooling,
     reduction,
     selection,
     shape,

@@ -89,11 +89,12 @@ def _plus(size, constant: int):
     return size if constant == 0 else size + constant if constant > 0 else size - -constant
 
 
-@rule(torch.conv1d, torch.conv2d)
+_CONVS = {1: (torch.conv1d, torch.conv_transpose1d), 2: (torch.conv2d, torch.conv_transpose2d),
+          3: (torch.conv3d, torch.conv_transpose3d)}
+
+
+@rule(torch.conv1d, torch.conv2d, torch.conv3d)
 def convolution(g, input, weight, bias, stride, padding, dilation, groups):
-    spatial = len(stride)
-    conv, conv_transpose = {1: (torch.conv1d, torch.conv_transpose1d),
-                            2: (torch.conv2d, torch.conv_transpose2d)}[spatial]
     kernel = value(weight).shape[2:]
     # ∂/∂input: the transposed convolution spreads each output back over the window it read;
     # output_padding restores the input's last rows, which a stride stepped over: their number,
@@ -104,19 +105,40 @@ def convolution(g, input, weight, bias, stride, padding, dilation, groups):
     options = conv_options(stride=stride, padding=padding, groups=groups, dilation=dilation)
     if any(isinstance(extra, fx.Proxy) for extra in output_padding):
         options["output_padding"] = output_padding
-    grad_input = conv_transpose(g, weight, **options)
-    # ∂/∂weight: the correlation of the input with g, the batch taking the place of the channels
-    # summed over (per group: channels (N·groups) of a batch of in_channels/groups), and stride
-    # and dilation trading places
+    grad_input = _CONVS[len(stride)][1](g, weight, **options)
+    grad_bias = None if bias is None else _channel_sum(g)
+    return grad_input, _weight_grad(input, g, kernel, stride, padding, dilation, groups), grad_bias
+
+
+@rule(torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d)
+def conv_transpose(g, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    # the transposed convolution is the convolution's gradient: ⟨conv_transpose(x, w), g⟩ =
+    # ⟨x, conv(g, w)⟩, so ∂/∂input is that convolution, and ∂/∂weight the convolution's weight
+    # gradient with g as its input and x as its output's gradient; the output_padding rows
+    # (below the stride) are the ones a convolution's stride steps over
+    kernel = value(weight).shape[2:]
+    options = conv_options(stride=stride, padding=padding, groups=groups, dilation=dilation)
+    grad_input = _CONVS[len(stride)][0](g, weight, **options)
+    grad_bias = None if bias is None else _channel_sum(g)
+    return grad_input, _weight_grad(g, input, kernel, stride, padding, dilation, groups), grad_bias
+
+
+def _weight_grad(input, g, kernel, stride, padding, dilation, groups):
+    """∂/∂weight of `conv(input, weight)` for the output's gradient `g`: the correlation of the
+    input with g, the batch taking the place of the channels summed over (per group: channels
+    (N·groups) of a batch of in_channels/groups), and stride and dilation trading places."""
     if groups == 1:
         batch_as_channels = input.transpose(0, 1)
     else:
         batch_as_channels = input.unflatten(1, (groups, -1)).transpose(0, 2).flatten(1, 2)
-    grad_weight = conv(batch_as_channels, g.transpose(0, 1), **conv_options(
+    grad_weight = _CONVS[len(stride)][0](batch_as_channels, g.transpose(0, 1), **conv_options(
         stride=dilation, padding=padding, dilation=stride, groups=groups)).transpose(0, 1)
     # the correlation reaches past the kernel where a stride left input over: how far depends on
     # the input's size, so with a stride the kernel's part is always taken
     if any(s > 1 for s in stride) or value(grad_weight).shape[2:] != kernel:
         grad_weight = grad_weight[(..., *(slice(None, k) for k in kernel))]
-    grad_bias = None if bias is None else g.sum((0, *range(2, 2 + spatial)))
-    return grad_input, grad_weight, grad_bias
+    return grad_weight
+
+
+def _channel_sum(g):
+    return g.sum((0, *range(2, value(g).ndim)))

@@ -196,6 +196,22 @@ def hardtanh(g, input, min_val, max_val):
     return torch.where((input > min_val) & (input < max_val), g, 0.0)
 
 
+@rule(F.hardswish)
+def hardswish(g, input):
+    # x·relu6(x + 3)/6: x/3 + 1/2 strictly inside (-3, 3), 0 below, 1 from 3 on, as torch's autograd
+    return torch.where(input <= -3, 0.0, torch.where(input < 3, g * (input / 3 + 0.5), g))
+
+
+# torch's hardsigmoid_backward multiplies by 1/6 rounded to float32, in every dtype
+_ONE_SIXTH_IN_FLOAT32 = torch.tensor(1 / 6, dtype=torch.float32).item()
+
+
+@rule(F.hardsigmoid)
+def hardsigmoid(g, input):
+    # relu6(x + 3)/6: 1/6 strictly inside (-3, 3)
+    return torch.where((input > -3) & (input < 3), g * _ONE_SIXTH_IN_FLOAT32, 0.0)
+
+
 @rule(torch.softmax, in_float32=True)
 def softmax(g, input, dim, *, out):
     # Jacobian-vector product: y ⊙ (g - Σ g⊙y), never the S×S Jacobian diag(y) - y yᵀ

@@ -7,7 +7,7 @@ import torch
 import fxgrad
 from checks import assert_closed_form, assert_matches_autograd
 
-from . import losses, transformers, vision  # noqa: F401  (register the models)
+from . import cnns, losses, transformers, vision  # noqa: F401  (register the models)
 from .registry import MODELS
 
 
