@@ -625,7 +625,6 @@ CASES = [
     case("torch.broadcast_tensors", lambda x, y: torch.broadcast_tensors(x, y)[0] * torch.broadcast_tensors(x, y)[1],
          (3, 1), (1, 4)),
     # ops with no lowering of their own, through torch's decompositions of them
-    decomposed("F.hardswish", F.hardswish, (2, 3)),
     decomposed("F.mish", F.mish, (2, 3)),
     decomposed("F.logsigmoid", F.logsigmoid, (2, 3)),
     decomposed("F.softsign", F.softsign, (2, 3)),
