@@ -28,6 +28,13 @@ def test_two_norm_at_zero_has_gradient_zero(fn, tracer):
     assert not bwd(zeros, *[torch.ones_like(out) for out in [fn(zeros)]])[0].isnan().any()
 
 
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_a_nan_reaching_the_two_norm_at_zero_stays_nan_as_in_autograd(tracer):
+    fn = lambda x: x / x.norm()  # noqa: E731  (0/0 in the forward: NaN gradients, in torch too)
+    zeros = torch.zeros(2, 3, dtype=torch.float64)
+    assert_matches_autograd(fn, fxgrad.derive(fn, (zeros,), tracer=tracer), (zeros,))
+
+
 AT_ZERO = torch.tensor([0.0, 1.0, -2.0], dtype=torch.float64)
 NON_FINITE = torch.tensor([0.0, float("inf"), float("nan"), -1.5], dtype=torch.float64)
 

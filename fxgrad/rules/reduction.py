@@ -18,9 +18,10 @@ def mean(g, input, dim, keepdim):
 
 @rule(torch.linalg.vector_norm, in_float32=True)
 def vector_norm(g, input, dim, keepdim, *, out):
-    # d ‖x‖ = x/‖x‖, and 0 where ‖x‖ = 0, as torch's norm_backward defines it
+    # d ‖x‖ = x/‖x‖, and 0 where ‖x‖ = 0, as torch's norm_backward defines it (a NaN or ∞
+    # gradient there still gives NaN: the 0 is x/‖x‖'s, and g multiplies it)
     norm = unreduce(out, input, dim, keepdim)
-    return input * torch.where(norm == 0, 0.0, unreduce(g, input, dim, keepdim) / norm)
+    return unreduce(g, input, dim, keepdim) * torch.where(norm == 0, 0.0, input / norm)
 
 
 def reduced_count(input, dim):
