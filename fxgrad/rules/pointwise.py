@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..canon.pointwise import SELU_ALPHA, SELU_SCALE
 from ..graph import is_tensor, value
-from . import rule
+from . import NotDifferentiable, rule
 
 
 @rule(torch.add)
@@ -230,7 +230,10 @@ def fmod(g, input, other):
 
 @rule(torch.remainder)
 def remainder(g, input, other):
-    # remainder(a, b) = a - floor(a/b)·b
+    # remainder(a, b) = a - floor(a/b)·b; torch's autograd has no derivative for a number's
+    # remainder by a tensor (`2 % x`)
+    if not is_tensor(input):
+        return None, NotDifferentiable("divisor, where the dividend is a number")
     return g, -g * torch.div(input, other, rounding_mode="floor") if is_tensor(other) else None
 
 
