@@ -203,7 +203,7 @@ def test_a_gradient_torch_does_not_define_is_refused():
 def test_the_remainder_of_a_number_by_a_tensor_is_refused(tracer):
     # torch's autograd defines no derivative of `2.5 % x` (remainder.Scalar_Tensor)
     x = torch.rand(3, dtype=torch.float64) + 0.5
-    with pytest.raises(UnsupportedOpError, match="remainder with respect to its divisor, where the dividend is a number"):
+    with pytest.raises(UnsupportedOpError, match="remainder with respect to its divisor, where the dividend is a num"):
         fxgrad.derive(lambda x: 2.5 % x, (x,), tracer=tracer)
     # off the gradient's path it is a constant like any other
     from checks import assert_matches_autograd
