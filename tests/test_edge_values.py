@@ -77,3 +77,45 @@ def test_addmm_with_beta_zero_ignores_the_input_as_torch_does(tracer):
     b = torch.tensor([[float("nan"), float("inf")]], dtype=torch.float64)
     x, w = torch.randn(3, 4, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     assert_matches_autograd(fn, fxgrad.derive(fn, (b, x, w), tracer=tracer), (b, x, w))
+
+
+DOMAIN_EDGES = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+@pytest.mark.parametrize("op", [torch.asin, torch.acos, torch.atanh, torch.acosh, torch.log2, torch.log10],
+                         ids=lambda op: op.__name__)
+def test_inverse_functions_at_their_domain_edges_give_what_torch_gives(op, tracer):
+    # ±∞ on the edges (asin, acos, atanh at ±1, acosh at 1, the logs at 0) and NaN beyond them
+    assert_matches_autograd(op, fxgrad.derive(op, (DOMAIN_EDGES,), tracer=tracer), (DOMAIN_EDGES,))
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_atan2_at_the_origin_has_gradient_zero(tracer):
+    a = torch.tensor([0.0, 0.0, 1.0, -0.0], dtype=torch.float64)
+    b = torch.tensor([0.0, 1.0, 0.0, -0.0], dtype=torch.float64)
+    assert_matches_autograd(torch.atan2, fxgrad.derive(torch.atan2, (a, b), tracer=tracer), (a, b))
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+@pytest.mark.parametrize("op", [torch.fmod, torch.remainder], ids=["fmod", "remainder"])
+def test_fmod_and_remainder_divisor_gradient_rounds_the_quotient_their_way(op, tracer):
+    # fmod truncates a/b, remainder floors it: they differ where a/b is negative
+    a = torch.tensor([5.5, -5.5, 5.5, -5.5, 0.0], dtype=torch.float64)
+    b = torch.tensor([2.0, 2.0, -2.0, -2.0, 3.0], dtype=torch.float64)
+    assert_matches_autograd(op, fxgrad.derive(op, (a, b), tracer=tracer), (a, b))
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+@pytest.mark.parametrize("fn", [
+    lambda x: x.prod(),
+    lambda x: x.prod(1),
+    lambda x: x.prod(0, keepdim=True),
+], ids=["whole", "dim", "dim keepdim"])
+def test_prod_with_zeros_gives_what_torch_gives(fn, tracer):
+    # rows with no zero, one zero and two zeros; a whole product with two zeros and with one
+    x = torch.tensor([[1.0, -2.0, 3.0], [0.0, 2.0, 0.5], [0.0, 0.0, 4.0]], dtype=torch.float64)
+    one_zero = torch.tensor([[1.0, -2.0, 3.0], [0.0, 2.0, 0.5], [1.5, 1.0, 4.0]], dtype=torch.float64)
+    bwd = fxgrad.derive(fn, (x,), tracer=tracer)
+    for inputs in (x, one_zero):
+        assert_matches_autograd(fn, bwd, (inputs,))

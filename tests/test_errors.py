@@ -199,6 +199,18 @@ def test_a_gradient_torch_does_not_define_is_refused():
     assert grad_weight is None and grad_logits.shape == (4, 3)
 
 
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten"])
+def test_the_remainder_of_a_number_by_a_tensor_is_refused(tracer):
+    # torch's autograd defines no derivative of `2.5 % x` (remainder.Scalar_Tensor)
+    x = torch.rand(3, dtype=torch.float64) + 0.5
+    with pytest.raises(UnsupportedOpError, match="remainder with respect to its divisor, where the dividend is a num"):
+        fxgrad.derive(lambda x: 2.5 % x, (x,), tracer=tracer)
+    # off the gradient's path it is a constant like any other
+    from checks import assert_matches_autograd
+    fn = lambda x: (2.5 % x.detach()) * x
+    assert_matches_autograd(fn, fxgrad.derive(fn, (x,), tracer=tracer), (x,))
+
+
 def test_in_place_change_through_a_view_is_refused():
     def through_transpose(x):
         y = x.t().add_(1)  # changes x itself

@@ -30,6 +30,21 @@ define({
     torch.cos: lambda input: torch.cos(input),
     torch.log1p: lambda input: torch.log1p(input),
     torch.expm1: lambda input: torch.expm1(input),
+    torch.tan: lambda input: torch.tan(input),
+    torch.asin: lambda input: torch.asin(input),
+    torch.acos: lambda input: torch.acos(input),
+    torch.atan: lambda input: torch.atan(input),
+    torch.sinh: lambda input: torch.sinh(input),
+    torch.cosh: lambda input: torch.cosh(input),
+    torch.asinh: lambda input: torch.asinh(input),
+    torch.acosh: lambda input: torch.acosh(input),
+    torch.atanh: lambda input: torch.atanh(input),
+    torch.log2: lambda input: torch.log2(input),
+    torch.log10: lambda input: torch.log10(input),
+    torch.special.ndtr: lambda input: torch.special.ndtr(input),
+    torch.atan2: lambda input, other: torch.atan2(input, other),
+    torch.fmod: lambda input, other: torch.fmod(input, other),
+    torch.remainder: lambda input, other: input % other,
     # piecewise constant: their gradient is zero
     torch.sign: lambda input: torch.sign(input),
     torch.floor: lambda input: torch.floor(input),
@@ -103,6 +118,21 @@ lowers_directly(torch.sin, torch.sin, "Tensor.sin", aten.sin)
 lowers_directly(torch.cos, torch.cos, "Tensor.cos", aten.cos)
 lowers_directly(torch.log1p, torch.log1p, "Tensor.log1p", torch.special.log1p, aten.log1p, aten.special_log1p)
 lowers_directly(torch.expm1, torch.expm1, "Tensor.expm1", torch.special.expm1, aten.expm1, aten.special_expm1)
+lowers_directly(torch.tan, torch.tan, "Tensor.tan", aten.tan)
+lowers_directly(torch.asin, torch.asin, torch.arcsin, "Tensor.asin", "Tensor.arcsin", aten.asin, aten.arcsin)
+lowers_directly(torch.acos, torch.acos, torch.arccos, "Tensor.acos", "Tensor.arccos", aten.acos, aten.arccos)
+lowers_directly(torch.atan, torch.atan, torch.arctan, "Tensor.atan", "Tensor.arctan", aten.atan, aten.arctan)
+lowers_directly(torch.sinh, torch.sinh, "Tensor.sinh", aten.sinh)
+lowers_directly(torch.cosh, torch.cosh, "Tensor.cosh", aten.cosh)
+lowers_directly(torch.asinh, torch.asinh, torch.arcsinh, "Tensor.asinh", "Tensor.arcsinh", aten.asinh, aten.arcsinh)
+lowers_directly(torch.acosh, torch.acosh, torch.arccosh, "Tensor.acosh", "Tensor.arccosh", aten.acosh, aten.arccosh)
+lowers_directly(torch.atanh, torch.atanh, torch.arctanh, "Tensor.atanh", "Tensor.arctanh", aten.atanh, aten.arctanh)
+lowers_directly(torch.log2, torch.log2, "Tensor.log2", aten.log2)
+lowers_directly(torch.log10, torch.log10, "Tensor.log10", aten.log10)
+lowers_directly(torch.special.ndtr, torch.special.ndtr, aten.special_ndtr)
+lowers_directly(torch.atan2, torch.atan2, torch.arctan2, "Tensor.atan2", "Tensor.arctan2", aten.atan2, aten.arctan2)
+lowers_directly(torch.fmod, torch.fmod, "Tensor.fmod", aten.fmod)
+lowers_directly(torch.remainder, torch.remainder, operator.mod, "Tensor.remainder", aten.remainder)
 lowers_directly(torch.sign, torch.sign, "Tensor.sign", torch.sgn, "Tensor.sgn", aten.sign, aten.sgn)
 lowers_directly(torch.floor, torch.floor, "Tensor.floor", aten.floor)
 lowers_directly(torch.ceil, torch.ceil, "Tensor.ceil", aten.ceil)

@@ -1,4 +1,4 @@
-"""Sums, means and the Euclidean norm."""
+"""Sums, means, products and the Euclidean norm."""
 
 from typing import Callable
 
@@ -11,6 +11,7 @@ define({
     # dim: an int or a tuple of ints, or None for a reduction over every dim (keepdim False)
     torch.sum: lambda input, dim, keepdim: input.sum() if dim is None else input.sum(dim, keepdim=keepdim),
     torch.mean: lambda input, dim, keepdim: input.mean() if dim is None else input.mean(dim, keepdim=keepdim),
+    torch.prod: lambda input, dim, keepdim: input.prod() if dim is None else input.prod(dim, keepdim=keepdim),
     # the Euclidean norm (torch's kernel accumulates a float16 or bfloat16 input's squares in float32)
     torch.linalg.vector_norm: lambda input, dim, keepdim: torch.linalg.vector_norm(
         input, **given(dim=dim), **({"keepdim": True} if keepdim else {})),
@@ -39,6 +40,7 @@ def _reduction_lowering(op: Callable) -> Callable:
 
 lowers(torch.sum, "Tensor.sum", aten.sum)(_reduction_lowering(torch.sum))
 lowers(torch.mean, "Tensor.mean", aten.mean)(_reduction_lowering(torch.mean))
+lowers(torch.prod, "Tensor.prod", aten.prod)(_reduction_lowering(torch.prod))
 
 
 @lowers(torch.norm, "Tensor.norm", torch.linalg.vector_norm, aten.linalg_vector_norm)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..canon.pointwise import SELU_ALPHA, SELU_SCALE
 from ..graph import is_tensor, value
-from . import rule
+from . import NotDifferentiable, rule
 
 
 @rule(torch.add)
@@ -149,6 +149,92 @@ def log1p(g, input):
 def expm1(g, input, *, out):
     # d (eˣ - 1) = eˣ = out + 1
     return g * (out + 1)
+
+
+@rule(torch.tan)
+def tan(g, input, *, out):
+    return g * (1 + out * out)
+
+
+@rule(torch.asin, in_float32=True)
+def asin(g, input):
+    # 1/√(1 - x²): inf at ±1 and nan beyond, as torch's autograd
+    return g * torch.rsqrt(1 - input * input)
+
+
+@rule(torch.acos, in_float32=True)
+def acos(g, input):
+    return -g * torch.rsqrt(1 - input * input)
+
+
+@rule(torch.atan, in_float32=True)
+def atan(g, input):
+    return g / (1 + input * input)
+
+
+@rule(torch.sinh)
+def sinh(g, input):
+    return g * torch.cosh(input)
+
+
+@rule(torch.cosh)
+def cosh(g, input):
+    return g * torch.sinh(input)
+
+
+@rule(torch.asinh, in_float32=True)
+def asinh(g, input):
+    return g * torch.rsqrt(input * input + 1)
+
+
+@rule(torch.acosh, in_float32=True)
+def acosh(g, input):
+    # 1/√(x² - 1): inf at 1 and nan below, as torch's autograd
+    return g * torch.rsqrt(input * input - 1)
+
+
+@rule(torch.atanh, in_float32=True)
+def atanh(g, input):
+    return g / (1 - input * input)
+
+
+@rule(torch.log2)
+def log2(g, input):
+    return g / (input * math.log(2))
+
+
+@rule(torch.log10)
+def log10(g, input):
+    return g / (input * math.log(10))
+
+
+@rule(torch.special.ndtr, in_float32=True)
+def ndtr(g, input):
+    # d Φ(x) = φ(x) = e^(-x²/2)/√(2π)
+    return g * torch.exp(input * input * -0.5) * (1 / math.sqrt(2 * math.pi))
+
+
+@rule(torch.atan2, in_float32=True)
+def atan2(g, input, other):
+    # d atan2(a, b) = (b, -a)/(a² + b²), and 0 at (0, 0), as torch's autograd takes it
+    squares = input * input + other * other
+    reciprocal = torch.where(squares == 0, 0.0, 1 / squares)
+    return g * other * reciprocal, g * -input * reciprocal
+
+
+@rule(torch.fmod)
+def fmod(g, input, other):
+    # fmod(a, b) = a - trunc(a/b)·b, with trunc(a/b) flat between its jumps
+    return g, -g * torch.div(input, other, rounding_mode="trunc") if is_tensor(other) else None
+
+
+@rule(torch.remainder)
+def remainder(g, input, other):
+    # remainder(a, b) = a - floor(a/b)·b; torch's autograd has no derivative for a number's
+    # remainder by a tensor (`2 % x`)
+    if not is_tensor(input):
+        return None, NotDifferentiable("divisor, where the dividend is a number")
+    return g, -g * torch.div(input, other, rounding_mode="floor") if is_tensor(other) else None
 
 
 @rule(torch.sign, torch.floor, torch.ceil, torch.trunc, torch.round)

@@ -1,4 +1,4 @@
-"""Sums, means and the Euclidean norm."""
+"""Sums, means, products and the Euclidean norm."""
 
 import torch
 
@@ -14,6 +14,20 @@ def sum(g, input, dim, keepdim):
 @rule(torch.mean, in_float32=True)
 def mean(g, input, dim, keepdim):
     return unreduce(g, input, dim, keepdim) / reduced_count(input, dim)
+
+
+@rule(torch.prod, in_float32=True)
+def prod(g, input, dim, keepdim, *, out):
+    # d Πx/dxᵢ = Π_{j≠i} xⱼ: out/xᵢ where xᵢ ≠ 0; where xᵢ = 0, the product of the other elements,
+    # which is 0 unless xᵢ is the only zero (out/xᵢ would be 0/0 there, so torch's prod_backward
+    # takes the zeros apart too)
+    zero = input == 0
+    if dim is None:
+        others, only_zero = torch.where(zero, 1.0, input).prod(), zero.sum() == 1
+    else:
+        others, only_zero = torch.where(zero, 1.0, input).prod(dim, keepdim=True), zero.sum(dim, keepdim=True) == 1
+    at_zero = torch.where(only_zero, others, 0.0)
+    return unreduce(g, input, dim, keepdim) * torch.where(zero, at_zero, unreduce(out, input, dim, keepdim) / input)
 
 
 @rule(torch.linalg.vector_norm, in_float32=True)
