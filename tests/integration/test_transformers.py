@@ -43,6 +43,14 @@ def bert():
     return transformers.BertConfig(**SMALL)
 
 
+def gemma():
+    return transformers.GemmaConfig(**SMALL, num_key_value_heads=2, head_dim=16)
+
+
+def roberta():
+    return transformers.RobertaConfig(**SMALL)
+
+
 def phi():
     return transformers.PhiConfig(**SMALL)
 
@@ -110,7 +118,7 @@ def draws(shapes, seed):
 EMBEDS = {"inputs_embeds": (B, T, HIDDEN)}
 ENCODER_DECODER_EMBEDS = {**EMBEDS, "decoder_inputs_embeds": (B, T, HIDDEN)}
 PIXELS = {"pixel_values": (B, 3, 32, 32)}
-# the eager attention of the Llama family, Phi, ViT and CLIP calls softmax(..., dtype=torch.float32),
+# the eager attention of the Llama family, Gemma, Phi, ViT and CLIP calls softmax(..., dtype=torch.float32),
 # which fxgrad refuses; their sdpa attention derives
 EAGER_AND_SDPA, SDPA = ("eager", "sdpa"), ("sdpa",)
 BASE_MODELS = {  # config, model class, its floating arguments, the attentions, the tolerance
@@ -120,6 +128,8 @@ BASE_MODELS = {  # config, model class, its floating arguments, the attentions, 
     "mistral": (mistral, "MistralModel", EMBEDS, SDPA, FLOAT32_INSIDE),
     "qwen2": (qwen2, "Qwen2Model", EMBEDS, SDPA, FLOAT32_INSIDE),
     "phi": (phi, "PhiModel", EMBEDS, SDPA, FLOAT64),
+    "gemma": (gemma, "GemmaModel", EMBEDS, SDPA, FLOAT32_INSIDE),
+    "roberta": (roberta, "RobertaModel", EMBEDS, EAGER_AND_SDPA, FLOAT64),
     "distilbert": (distilbert, "DistilBertModel", EMBEDS, EAGER_AND_SDPA, FLOAT64),
     "t5": (t5, "T5EncoderModel", EMBEDS, EAGER_AND_SDPA, FLOAT32_INSIDE),
     "bart": (bart, "BartModel", ENCODER_DECODER_EMBEDS, EAGER_AND_SDPA, FLOAT64),
