@@ -40,6 +40,20 @@ def test_one_tensor_passed_as_several_arguments_gets_one_gradient_each(tracer):
     torch.testing.assert_close(grads[2], x.exp())
 
 
+def keeps_every_logit(x):
+    # HF's `slice_logits_to_keep(x, 0)`: `x[:, slice(-0, None)]`, which export records as `aten.alias`
+    y = x * 1
+    kept = y[:, slice(-0, None)]
+    kept.mul_(2)  # written through the alias: `y` sees it
+    return kept * x + y
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_a_slice_keeping_everything_is_derived(tracer):
+    x = torch.randn(2, 3, dtype=torch.float64)
+    assert_matches_autograd(keeps_every_logit, fxgrad.derive(keeps_every_logit, (x,), tracer=tracer), (x,))
+
+
 def size_dependent(x):
     if x.shape[0] > 2:  # Python on a size: fx cannot follow it, export can
         return x.tanh()

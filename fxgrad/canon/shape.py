@@ -146,6 +146,14 @@ def _copy(input, *, memory_format=None):
     return input
 
 
+@lowers(aten.alias)
+def _alias(input):
+    # a view of the whole tensor (export records HF's `x[:, slice(-0, None)]`, the head's
+    # `slice_logits_to_keep`, so): its values are the tensor's; writes through it are told by
+    # the storage it shares, as for any view
+    return input
+
+
 @lowers(F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout)
 def _dropout(input, p=0.5, training=True, inplace=False):
     if training and p > 0:
