@@ -16,7 +16,7 @@ from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
 from .arguments import Structure, bind
-from .errors import FxgradError, InputError, OutputError, ParameterError, TraceError
+from .errors import FxgradError, InputError, OutputError, ParameterError, TraceError, described
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
@@ -54,7 +54,7 @@ class Backward(fx.GraphModule):
             raise
         except Exception as error:  # a value the function itself fails on (an index out of range, say)
             raise InputError(f"the backward fails on these inputs at {failing_line(self, args)}: "
-                             f"{type(error).__name__}: {_first_line(error)}") from error
+                             f"{described(error)}") from error
 
     def _check_state(self) -> None:
         """Read the state as it is now into the graph's attributes, and check it: each tensor
@@ -89,10 +89,6 @@ def _refuse_gradient_hooks(fn: Callable) -> None:
                 raise TraceError(f"`{name}` has a gradient hook, which changes the gradient autograd gives it and "
                                  "which a derived backward does not run: apply it to the derived gradient, or use "
                                  "fxgrad.function, whose parameters' hooks autograd runs")
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().split("\n")[0]
 
 
 def _rebuild_backward(attributes: dict, graph: fx.Graph, grad_names: list[str], guards: Guards,

@@ -14,6 +14,12 @@ class FxgradError(Exception):
     """Base class of every error fxgrad raises on bad input or unsupported code."""
 
 
+def described(error: Exception) -> str:
+    """`RuntimeError: <the first line of its message>`: a torch error, quoted in one of ours."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 class TraceError(FxgradError):
     """The function could not be traced into a graph."""
 

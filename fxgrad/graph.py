@@ -17,7 +17,7 @@ import torch
 import torch.fx as fx
 from torch.fx.node import map_aggregate
 
-from .errors import FxgradError, InputError, UnsupportedArgumentError
+from .errors import FxgradError, InputError, UnsupportedArgumentError, described
 
 
 # Keys of node.meta that later stages read.
@@ -32,7 +32,7 @@ class EvaluationError(Exception):
     inputs, the user's function itself fails there (canonicalize says where)."""
 
     def __init__(self, error: Exception):
-        super().__init__(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")
+        super().__init__(described(error))
 
 
 class GraphBuilder(fx.proxy.GraphAppendingTracer):
