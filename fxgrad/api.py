@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.fx as fx
 
-from . import emit, simplify as simplifier
+from . import emit, notation, simplify as simplifier
 from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
@@ -77,6 +77,30 @@ class Backward(fx.GraphModule):
         # rebuilt from its graph, which carries the readable printer and the values' shapes
         return _rebuild_backward, (read_attributes(self), portable(self.graph),
                                    self.grad_names, self.guards, self.compiled is not None)
+
+    def math(self) -> str:
+        """The gradients as Unicode math, as derived by hand: `∂L/∂q = (∂L/∂x) k` (`fxgrad.notation`)."""
+        return notation.math_text(self.graph, self.grad_names)
+
+    def latex(self) -> str:
+        """The gradients as LaTeX: an `aligned` block, one equation a row."""
+        return notation.latex_text(self.graph, self.grad_names)
+
+    def explain(self):
+        """The derivation step by step (`fxgrad.explain`)."""
+        from .explain import Explanation
+
+        return Explanation(self)
+
+    # In a notebook: the code, highlighted, and the math.
+    def _repr_html_(self) -> str:
+        return notation.html(self.code.strip(), self.latex())
+
+    def _repr_markdown_(self) -> str:
+        return f"```python\n{self.code.strip()}\n```\n\n$$\n{self.latex()}\n$$\n"
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex()}$$"
 
 
 def _refuse_gradient_hooks(fn: Callable) -> None:
