@@ -2,6 +2,7 @@
 
 from .api import Backward, derive
 from .canon import supported_ops
+from .explain import explain  # (the function: fxgrad.explain.Explanation is its result)
 from .function import function
 from .errors import (
     FxgradError,
@@ -19,6 +20,7 @@ from .errors import (
 
 __all__ = [
     "derive",
+    "explain",
     "function",
     "supported_ops",
     "Backward",
