@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+from torch.fx.node import map_aggregate
 
 from .canon import op_name
 from .graph import FORWARD, GRADIENT_OF, USER_NAMED, Recorded
@@ -383,20 +384,9 @@ def _is_computed(node: Any) -> bool:
 
 def nodes_in(args: Any) -> list[fx.Node]:
     """The nodes among `args`, into lists, tuples and dicts."""
-    found = []
-
-    def walk(a: Any) -> None:
-        if isinstance(a, (tuple, list)):
-            for x in a:
-                walk(x)
-        elif isinstance(a, dict):
-            for x in a.values():
-                walk(x)
-        else:
-            found.append(a)
-
-    walk(args)
-    return [a for a in found if isinstance(a, fx.Node)]
+    found: list[fx.Node] = []
+    map_aggregate(args, lambda a: found.append(a) if isinstance(a, fx.Node) else None)
+    return found
 
 
 def _key(node: fx.Node) -> str:
