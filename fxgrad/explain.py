@@ -25,7 +25,7 @@ import torch.fx as fx
 from .emit import statements
 from .errors import InputError, last_frame
 from .graph import BROADCAST_SUM, DERIVED_FROM, FORWARD, GRADIENT_OF, carries_gradient
-from .notation import Equation, Notation, Unicode, computed, nodes_in
+from .notation import Equation, Notation, Unicode, postorder
 from .rules import MATH, RULES
 
 _TIMES = {2: "twice", 3: "three times"}
@@ -107,10 +107,13 @@ class _Walk:
     def __init__(self, graph: fx.Graph, notation: Notation, differentiated: list[str]):
         self.graph, self.notation = graph, notation
         self.nodes = list(graph.nodes)
-        self.live = set(self.nodes)
         self.outputs = [node.meta[GRADIENT_OF] for node in self.nodes
                         if node.op == "placeholder" and isinstance(node.meta.get(GRADIENT_OF), fx.Node)]
-        self.order = self._forward_order()
+        self.order = postorder(self.outputs, notation.arguments)  # an order that computes them
+        self.users: dict[fx.Node, list[fx.Node]] = {}
+        for user in self.order:
+            for arg in notation.arguments(user):
+                self.users.setdefault(arg, []).append(user)
         gradients_of = {node.meta.get(GRADIENT_OF) for node in self.nodes}
         self.leaves = {node for node in self.order if node.op in ("placeholder", "get_attr")
                        and (node in gradients_of or node.name in differentiated or node.target in differentiated)}
@@ -121,47 +124,21 @@ class _Walk:
         self.output_symbols = [notation.symbol_of(out) for out in self.outputs]
         self.input_symbols = [notation.symbol_of(leaf) for leaf in self.nodes if leaf in self.leaves]
 
-    def _args(self, node: fx.Node) -> list[fx.Node]:
-        return nodes_in(computed(node, self.live)[1])
-
-    def _forward_order(self) -> list[fx.Node]:
-        """The forward values the outputs are computed from, in an order that computes them."""
-        order, seen = [], set()
-
-        def visit(node: fx.Node) -> None:
-            if node in seen:
-                return
-            seen.add(node)
-            for arg in self._args(node):
-                visit(arg)
-            order.append(node)
-
-        for out in self.outputs:
-            visit(out)
-        return order
-
     def _on_path(self) -> set[fx.Node]:
+        """The values computed from a differentiated leaf that an output is computed from."""
         depends = set(self.leaves)
         for node in self.order:
-            if carries_gradient(node.meta.get("val")) and any(arg in depends for arg in self._args(node)):
+            if carries_gradient(node.meta.get("val")) and any(arg in depends for arg in self.notation.arguments(node)):
                 depends.add(node)
         reaches = set(self.outputs)
         for node in reversed(self.order):
-            if any(user in reaches for user in self._users(node)):
+            if any(user in reaches for user in self.users.get(node, [])):
                 reaches.add(node)
         return {node for node in depends & reaches if node not in self.leaves}
 
-    def _users(self, node: fx.Node) -> list[fx.Node]:
-        if not hasattr(self, "_users_of"):
-            self._users_of: dict[fx.Node, list[fx.Node]] = {}
-            for user in self.order:
-                for arg in self._args(user):
-                    self._users_of.setdefault(arg, []).append(user)
-        return self._users_of.get(node, [])
-
     def _uses(self) -> dict[fx.Node, int]:
         """How many times each value is read on the gradient's path (an output counts once)."""
-        uses = {node: sum(1 for user in self._users(node) if user in self.on_path) for node in self.order}
+        uses = {node: sum(1 for user in self.users.get(node, []) if user in self.on_path) for node in self.order}
         for out in self.outputs:
             uses[out] = uses.get(out, 0) + 1
         return uses

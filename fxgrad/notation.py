@@ -33,6 +33,8 @@ from .graph import FORWARD, GRADIENT_OF, USER_NAMED, Recorded
 # Precedence of what an expression is, higher binding tighter.
 _SUM, _PRODUCT, _UNARY, _POSTFIX, _ATOM = 1, 2, 3, 4, 5
 _COMPARE = 0
+# Ops written inside one another at most this deep; a deeper value is named.
+_DEEPEST = 24
 
 # One key per op, whatever the spelling: `a @ b`, `torch.matmul(a, b)` and the canonical op alike.
 _KEYS: dict[Any, str] = {
@@ -213,6 +215,9 @@ class Notation:
         self._count = 0
         self.returned = self._returned(grad_names)
         self._name_values()
+        self.order = postorder([*self.nodes, *self.symbols], self.arguments)
+        self._name_deep_nesting()
+        self.position = {node: i for i, node in enumerate(self.order)}
 
     # -- names --------------------------------------------------------------------------------
 
@@ -276,21 +281,23 @@ class Notation:
         for node in self.nodes:
             if node.meta.get(FORWARD) and _is_computed(node) and (node.meta.get(USER_NAMED) or len(node.users) > 1):
                 wanted.add(node)
-        order, seen = [], set()
+        return [node for node in postorder([*self.nodes, *wanted], self.arguments) if node in wanted]
 
-        def visit(node: Any) -> None:
-            if not isinstance(node, fx.Node) or node in seen:
-                return
-            seen.add(node)
-            for arg in nodes_in(computed(node, self.live)[1]):
-                visit(self.resolve(arg))
-            if node in wanted:
-                order.append(node)
+    def arguments(self, node: fx.Node) -> list[fx.Node]:
+        """The nodes `node` is computed from, as it is written (a forward value: its canonical op's)."""
+        return [arg for arg in map(self.resolve, nodes_in(computed(node, self.live)[1])) if isinstance(arg, fx.Node)]
 
-        for node in [*self.nodes, *wanted]:
-            if node.meta.get(FORWARD) or node in wanted:
-                visit(node)
-        return order
+    def _name_deep_nesting(self) -> None:
+        """Name a value whose expression would nest deeper than `_DEEPEST` (a chain of ops on one
+        line, none named): the text stays readable, and writing it recursion-safe."""
+        depth: dict[fx.Node, int] = {}
+        for node in self.order:
+            d = 0
+            if node not in self.symbols and _is_computed(node):
+                d = 1 + max((depth.get(arg, 0) for arg in self.arguments(node)), default=0)
+                if d > _DEEPEST:
+                    self.symbols[node], d = self._fresh(), 0
+            depth[node] = d
 
     def symbol_of(self, node: Any) -> str:
         """The symbol of a forward value: its name, or the one given here."""
@@ -304,7 +311,8 @@ class Notation:
 
     def equations(self) -> list[Equation]:
         """The forward values named, then the gradients in the order they are computed."""
-        forward = [node for node in self.symbols if node.meta.get(FORWARD) and _is_computed(node)]
+        forward = sorted((node for node in self.symbols if node.meta.get(FORWARD) and _is_computed(node)),
+                         key=self.position.__getitem__)
         backward = [node for node in self.nodes if node in self.symbols and node not in forward
                     and node.op not in ("placeholder", "get_attr")]
         found = [self.equation(node) for node in forward + backward]
@@ -376,6 +384,27 @@ class Notation:
         """The notation of last resort: `name(a, b, k=v)`."""
         parts = [self.render(a)[0] for a in args] + [f"{k}={self.render(v)[0]}" for k, v in kwargs.items()]
         return self.style.function(key, parts), _ATOM
+
+
+def postorder(roots: list[fx.Node], children: Callable[[fx.Node], list[fx.Node]]) -> list[fx.Node]:
+    """Every node reachable from `roots` through `children`, each after its children; without
+    recursion, since graphs may be deep."""
+    order, seen = [], set()
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(children(root)))]
+        while stack:
+            node, pending = stack[-1]
+            child = next((c for c in pending if c not in seen), None)
+            if child is None:
+                stack.pop()
+                order.append(node)
+            else:
+                seen.add(child)
+                stack.append((child, iter(children(child))))
+    return order
 
 
 def _is_computed(node: Any) -> bool:

@@ -2,6 +2,7 @@
 of a derivation by hand, for every op a backward can contain."""
 
 import copy
+import functools
 import pickle
 import re
 
@@ -101,3 +102,14 @@ def test_notebook_display_shows_code_and_math():
     markdown = bwd._repr_markdown_()
     assert markdown.startswith("```python\ndef forward(self, q, k, v, grad_o, grad_a):") and "$$\n\\begin{aligned}" in markdown
     assert bwd._repr_latex_() == f"$${bwd.latex()}$$"
+
+
+def test_a_long_chain_on_one_line_prints():
+    def f(x):
+        return functools.reduce(lambda y, _: y * 1.5 + 1, range(1500), x)
+
+    bwd = fxgrad.derive(f, (torch.randn(3),))
+    text = bwd.math()
+    assert "T₁ = " in text and text.endswith("∂L/∂x = 1.37053e+264·(∂L/∂out)")  # nested values are named
+    check_latex(bwd.latex())
+    assert str(bwd.explain()).count("rules/pointwise.py:mul") == 1500
