@@ -238,6 +238,14 @@ class Notation:
             return ref
         return self.by_name.get(ref.name, ref)
 
+    def returned_symbol(self, name: str, node: Any) -> str:
+        """`∂L/∂x` for a returned gradient: of the input or parameter as the math names it (the
+        graph's name for it), else as `grad_names` does."""
+        of = self.gradient_of(node) if isinstance(node, fx.Node) else None
+        if isinstance(of, fx.Node) and of.op in ("placeholder", "get_attr"):
+            return self.style.gradient(self.symbol_of(of), self.long)
+        return self.style.gradient(self.style.name(name), self.long)
+
     def _fresh(self) -> str:
         self._count += 1
         return self.style.indexed("T", self._count)
@@ -248,7 +256,7 @@ class Notation:
             self.symbols[node] = self.style.name(node.name) if node.meta.get(USER_NAMED) else self._fresh()
         returned = {}
         for name, node in self.returned:
-            returned.setdefault(node, self.style.gradient(self.style.name(name), self.long))
+            returned.setdefault(node, self.returned_symbol(name, node))
         written = {}  # the gradient symbols given so far, to the node that holds each
         for node in self.nodes:
             of = self.gradient_of(node)
@@ -317,7 +325,7 @@ class Notation:
                     and node.op not in ("placeholder", "get_attr")]
         found = [self.equation(node) for node in forward + backward]
         for name, node in self.returned:  # a gradient that is another value (`∂L/∂x = ∂L/∂out`), or zero
-            symbol = self.style.gradient(self.style.name(name), self.long)
+            symbol = self.returned_symbol(name, node)
             if self.symbols.get(node) != symbol:
                 found.append(Equation(node, symbol, "=", self.render(node)[0]))
         return found

@@ -113,3 +113,11 @@ def test_a_long_chain_on_one_line_prints():
     assert "T₁ = " in text and text.endswith("∂L/∂x = 1.37053e+264·(∂L/∂out)")  # nested values are named
     check_latex(bwd.latex())
     assert str(bwd.explain()).count("rules/pointwise.py:mul") == 1500
+
+
+def test_a_module_reads_with_its_parameters_names():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh())
+    bwd = fxgrad.derive(model, (torch.randn(5, 3),))
+    lines = bwd.math().splitlines()
+    assert "∂L/∂0.bias = Σ₀(∂L/∂T₁)" in lines and "∂L/∂0.weight = (∂L/∂T₁)ᵀ input_1" in lines, lines
+    check_latex(bwd.latex())
