@@ -22,10 +22,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.fx as fx
 
-from .emit import statements
+from .emit import _provenance as provenance, statements  # (the `# from` line of the code)
 from .errors import InputError, last_frame
 from .graph import BROADCAST_SUM, DERIVED_FROM, FORWARD, GRADIENT_OF, carries_gradient
-from .notation import Equation, Notation, Unicode, postorder
+from .notation import Notation, Unicode, postorder
 from .rules import MATH, RULES
 
 _TIMES = {2: "twice", 3: "three times"}
@@ -153,7 +153,7 @@ class _Walk:
             else:
                 groups.append((key, [node]))
         code = statements(self.graph)
-        return [Step(_source(nodes[0]), [self.op(node) for node in nodes],
+        return [Step(provenance(nodes[0]) or "(no source line recorded)", [self.op(node) for node in nodes],
                      [text for node, text in code if not node.meta.get(FORWARD)
                       and node.meta.get(DERIVED_FROM) in nodes])
                 for _, nodes in groups]
@@ -165,22 +165,21 @@ class _Walk:
         forward = notation.expression(node)[0]
         if node in notation.symbols:
             forward = f"{notation.symbols[node]} = {forward}"
-        op = Op(forward, _shape(node), MATH.get(canonical, "(no math recorded)"), _where(rule))
+        op = Op(forward, _shape(node.meta.get("val")), MATH.get(canonical, "(no math recorded)"), _where(rule))
         derived = [n for n in self.nodes if n.meta.get(DERIVED_FROM) is node and not n.meta.get(FORWARD)]
         for n in derived:
             if n in notation.symbols and n.op not in ("placeholder", "get_attr"):
                 equation = notation.equation(n)
-                op.equations.append((f"{equation.lhs} {equation.arrow} {equation.rhs}", _shape(n)))
-                op.notes.extend(self._accumulation(n, equation))
+                op.equations.append((f"{equation.lhs} {equation.arrow} {equation.rhs}", _shape(n.meta.get("val"))))
+                op.notes.extend(self._accumulation(n))
             if BROADCAST_SUM in n.meta:
                 op.notes.append(self._broadcast(n))
         return op
 
-    def _accumulation(self, node: fx.Node, equation: Equation) -> list[str]:
+    def _accumulation(self, node: fx.Node) -> list[str]:
+        """A note where the gradient of a value read several times is summed."""
         of = node.meta.get(GRADIENT_OF)
-        if of is None or self.uses.get(of, 0) < 2 or equation.rhs.count("+") == 0:
-            return []
-        if not (node in self.notation.steps or _sums(node)):
+        if of is None or self.uses.get(of, 0) < 2 or not _sums(node):
             return []
         times = _TIMES.get(self.uses[of], f"{self.uses[of]} times")
         return [f"{self.notation.symbol_of(of)} is used {times}: the gradients of its uses add up"]
@@ -202,24 +201,13 @@ def _statement(node: fx.Node) -> Any:
     return None if frame is None else (frame.file, frame.statement)
 
 
-def _source(node: fx.Node) -> str:
-    frame = last_frame(node)
-    if frame is None:
-        return "(no source line recorded)"
-    return f"{frame.func} line {frame.line}: {frame.code}" if frame.code else f"{frame.func} line {frame.line}"
-
-
-def _shape(node: fx.Node) -> str:
-    val = node.meta.get("val")
+def _shape(val: Any) -> str:
+    """`2×3` for a tensor's shape, `scalar` for a 0-d one."""
     if isinstance(val, torch.Tensor):
         return "×".join(str(s) for s in val.shape) if val.ndim else "scalar"
     if isinstance(val, (tuple, list)):
-        return ", ".join(_shape_of(v) for v in val)
+        return ", ".join(_shape(v) for v in val)
     return ""
-
-
-def _shape_of(val: Any) -> str:
-    return "×".join(str(s) for s in val.shape) if isinstance(val, torch.Tensor) and val.ndim else "scalar"
 
 
 def _where(rule: Callable | None) -> str:
