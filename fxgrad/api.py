@@ -103,6 +103,9 @@ class Backward(fx.GraphModule):
         return f"$${self.latex()}$$"
 
 
+_BACKWARD_ATTRIBUTES = frozenset(dir(Backward)) | frozenset(vars(fx.GraphModule(torch.nn.Module(), fx.Graph())))
+
+
 def _refuse_gradient_hooks(fn: Callable) -> None:
     """A hook on a parameter (`w.register_hook(...)`) changes the gradient autograd gives it, and
     a derived backward returns the gradient itself. (`fxgrad.function` is fine: autograd runs a
@@ -121,6 +124,32 @@ def _rebuild_backward(attributes: dict, graph: fx.Graph, grad_names: list[str], 
     bwd.grad_names, bwd.guards = grad_names, guards
     bwd.compiled = _compiled(bwd) if compiled else None
     return bwd
+
+
+def _clear_of_backward_attributes(derivation: "Derivation") -> None:
+    """A module or tensor read under a name a Backward has for itself (`math`, `graph`, `code`)
+    would be read as that attribute: it is kept under its name with `_` appended
+    (`self.math_.weight`)."""
+    taken = {target.split(".")[0] for target in derivation.attributes}
+    renamed: dict[str, str] = {}
+    for head in sorted(taken & _BACKWARD_ATTRIBUTES):
+        new = head + "_"
+        while new in _BACKWARD_ATTRIBUTES or new in taken:
+            new += "_"
+        renamed[head] = new
+        taken.add(new)
+    if not renamed:
+        return
+
+    def clear(target: str) -> str:
+        head, dot, rest = target.partition(".")
+        return renamed.get(head, head) + dot + rest
+
+    for node in derivation.graph.nodes:
+        if node.op == "get_attr":
+            node.target = clear(node.target)
+    derivation.attributes = {clear(target): obj for target, obj in derivation.attributes.items()}
+    derivation.sources = {clear(target): source for target, source in derivation.sources.items()}
 
 
 def _compiled(bwd: Backward) -> Callable:
@@ -178,6 +207,7 @@ def derive(
     """
     _refuse_gradient_hooks(fn)
     derivation = derive_graph(fn, example_inputs, kwargs, wrt=wrt, simplify=simplify, tracer=tracer)
+    _clear_of_backward_attributes(derivation)
     derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
     read_live(bwd, derivation.sources)
