@@ -1,6 +1,7 @@
 """fxgrad: the closed-form gradient of a PyTorch function, as a readable torch.fx GraphModule."""
 
 from .api import Backward, derive
+from .check import CheckResult, check
 from .canon import supported_ops
 from .function import function
 from .errors import (
@@ -19,6 +20,8 @@ from .errors import (
 
 __all__ = [
     "derive",
+    "check",
+    "CheckResult",
     "function",
     "supported_ops",
     "Backward",
