@@ -1,6 +1,7 @@
 """fxgrad: the closed-form gradient of a PyTorch function, as a readable torch.fx GraphModule."""
 
 from .api import Backward, derive
+from .check import CheckResult, check
 from .canon import supported_ops
 from .explain import explain  # (the function: fxgrad.explain.Explanation is its result)
 from .function import function
@@ -20,6 +21,8 @@ from .errors import (
 
 __all__ = [
     "derive",
+    "check",
+    "CheckResult",
     "explain",
     "function",
     "supported_ops",

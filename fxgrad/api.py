@@ -63,6 +63,13 @@ class Backward(fx.GraphModule):
             refresh(self)
             self.state_guard.check()
 
+    def draw(self, path: str | None = None):
+        """The graph as a picture, one box per printed statement (`fxgrad.draw`); needs
+        `pip install fxgrad[draw]`."""
+        from .draw import draw
+
+        return draw(self, path)
+
     def __deepcopy__(self, memo: dict) -> "Backward":
         self._check_state()  # a copy holds the state as it is now: it reads the user's objects no more
         # so the user's objects that the live reading holds are not copied

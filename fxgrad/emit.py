@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.fx as fx
@@ -87,13 +87,9 @@ def op_counts(graph: fx.Graph) -> dict[str, int]:
     `backward` ones it adds; and `backward_statements`, the lines it prints the latter in."""
     calls = [node for node in graph.nodes if node.op in ("call_function", "call_method")]
     forward = sum(1 for node in calls if node.meta.get(FORWARD))
-    backward_statements = sum(1 for node, _ in statements(graph) if not node.meta.get(FORWARD))
+    _, statements, _ = _lay_out(list(graph.nodes), _Printer(_Namespace(), "self"))
+    backward_statements = sum(1 for node, _ in statements if not node.meta.get(FORWARD))
     return {"forward": forward, "backward": len(calls) - forward, "backward_statements": backward_statements}
-
-
-def statements(graph: fx.Graph) -> list[tuple[fx.Node, str]]:
-    """The statements a derived graph prints, each with the node it assigns: `(node, "x = ...")`."""
-    return _lay_out(list(graph.nodes), _Printer(_Namespace(), "self"))[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +129,21 @@ class ReadableCodeGen(fx.graph.CodeGen):
         code = "\n".join(f"    {line}" for line in body)
         src = f"\n\n\ndef forward(self, {', '.join(parameters)}):\n{code}\n    "
         return PythonCode(src, printer.globals, None)
+
+
+class Printout(NamedTuple):
+    """A graph as its code prints it, for the readers of the printout (`fxgrad.draw`)."""
+
+    parameters: list[str]
+    statements: list[tuple[fx.Node, str]]  # each statement's node and its `name = expression`
+    names: dict[fx.Node, str]  # the variable of each parameter and statement
+    nested: dict[fx.Node, tuple[str, int]]  # the values written inside their user's expression
+
+
+def printout(graph: fx.Graph) -> Printout:
+    printer = _Printer(_Namespace(), "self")
+    parameters, statements, _ = _lay_out(list(graph.nodes), printer)
+    return Printout(parameters, statements, printer.names, printer.nested)
 
 
 def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list[tuple[fx.Node, str]], str]:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.fx as fx
 
-from .emit import _provenance as provenance, statements  # (the `# from` line of the code)
+from .emit import _provenance as provenance, printout  # (the `# from` line of the code)
 from .errors import InputError, last_frame
 from .graph import BROADCAST_SUM, DERIVED_FROM, FORWARD, GRADIENT_OF, carries_gradient
 from .notation import Notation, Unicode, postorder
@@ -152,7 +152,7 @@ class _Walk:
                 groups[-1][1].append(node)
             else:
                 groups.append((key, [node]))
-        code = statements(self.graph)
+        code = printout(self.graph).statements
         return [Step(provenance(nodes[0]) or "(no source line recorded)", [self.op(node) for node in nodes],
                      [text for node, text in code if not node.meta.get(FORWARD)
                       and node.meta.get(DERIVED_FROM) in nodes])

@@ -329,7 +329,7 @@ class _Attribute(_RecordsInPlace, fx.proxy.Attribute):
 
 def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     module = fn if isinstance(fn, torch.nn.Module) else _as_module(fn)
-    with _RefuseInferenceMode():
+    with _RefuseInferenceMode(), _every_user_frame_recorded():
         exported = torch.export.export(module, tuple(_distinct(inputs)))
     graph_module = exported.module()
     for node in list(graph_module.graph.nodes):
@@ -381,7 +381,7 @@ def _make_fx(fn: Callable) -> Callable:
             return fn(*args)
 
     def traced(*args):
-        with fx.traceback.preserve_node_meta():
+        with fx.traceback.preserve_node_meta(), _every_user_frame_recorded():
             return make_fx(marking, record_stack_traces=True)(*args)
 
     return traced
@@ -413,6 +413,27 @@ def _state_kept(module: torch.nn.Module):
         with torch.no_grad():
             for t, copy in kept:
                 t.copy_(copy)
+
+
+class _EveryUserFrame(set):
+    """What export and make_fx read as the frames to record besides those of methods named
+    `forward`: every frame of the user's code, so that a helper a forward calls (torchvision's
+    `shifted_window_attention`) is named with its own line, not the forward's call of it."""
+
+    def __contains__(self, frame: object) -> bool:
+        return isinstance(frame, tuple) and not _is_library(frame[0])
+
+
+@contextlib.contextmanager
+def _every_user_frame_recorded():
+    if not hasattr(fx.proxy, "_STACK_TRACE_ANCHORS"):  # older torch keeps the frames below the first forward
+        yield
+        return
+    anchors, fx.proxy._STACK_TRACE_ANCHORS = fx.proxy._STACK_TRACE_ANCHORS, _EveryUserFrame()
+    try:
+        yield
+    finally:
+        fx.proxy._STACK_TRACE_ANCHORS = anchors
 
 
 def _distinct(inputs: list[torch.Tensor]) -> list[torch.Tensor]:

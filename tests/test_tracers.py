@@ -158,3 +158,16 @@ def test_batch_norm_with_a_cumulative_average_is_refused_clearly():
     with pytest.raises(fxgrad.TraceError, match="batch norm `1` has momentum=None"):
         fxgrad.derive(model, (torch.randn(6, 4),))
     fxgrad.derive(model.eval(), (torch.randn(6, 4),))  # eval: the running statistics are constants
+
+
+def _noise_in_a_helper(x):
+    return x * torch.rand_like(x)
+
+
+@pytest.mark.parametrize("tracer", ["export", "aten"])
+def test_export_and_make_fx_name_the_line_of_a_helper_a_function_calls(tracer):
+    def f(x):
+        return _noise_in_a_helper(x * 2).sum()
+
+    with pytest.raises(fxgrad.RandomnessError, match=r"_noise_in_a_helper line \d+ \(test_tracers.py\): return x \* torch"):
+        fxgrad.derive(f, (torch.randn(3),), tracer=tracer)
