@@ -3,6 +3,7 @@
 from .api import Backward, derive
 from .check import CheckResult, check
 from .canon import supported_ops
+from .explain import explain  # (the function: fxgrad.explain.Explanation is its result)
 from .function import function
 from .errors import (
     FxgradError,
@@ -22,6 +23,7 @@ __all__ = [
     "derive",
     "check",
     "CheckResult",
+    "explain",
     "function",
     "supported_ops",
     "Backward",

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.fx as fx
 
-from . import emit, simplify as simplifier
+from . import emit, notation, simplify as simplifier
 from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
@@ -85,6 +85,33 @@ class Backward(fx.GraphModule):
         return _rebuild_backward, (read_attributes(self), portable(self.graph),
                                    self.grad_names, self.guards, self.compiled is not None)
 
+    def math(self) -> str:
+        """The gradients as Unicode math, as derived by hand: `∂L/∂q = (∂L/∂x) k` (`fxgrad.notation`)."""
+        return notation.math_text(self.graph, self.grad_names)
+
+    def latex(self) -> str:
+        """The gradients as LaTeX: an `aligned` block, one equation a row."""
+        return notation.latex_text(self.graph, self.grad_names)
+
+    def explain(self):
+        """The derivation step by step (`fxgrad.explain`)."""
+        from .explain import Explanation
+
+        return Explanation(self)
+
+    # In a notebook: the code, highlighted, and the math.
+    def _repr_html_(self) -> str:
+        return notation.html(self.code.strip(), self.latex())
+
+    def _repr_markdown_(self) -> str:
+        return f"```python\n{self.code.strip()}\n```\n\n$$\n{self.latex()}\n$$\n"
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex()}$$"
+
+
+_BACKWARD_ATTRIBUTES = frozenset(dir(Backward)) | frozenset(vars(fx.GraphModule(torch.nn.Module(), fx.Graph())))
+
 
 def _refuse_gradient_hooks(fn: Callable) -> None:
     """A hook on a parameter (`w.register_hook(...)`) changes the gradient autograd gives it, and
@@ -104,6 +131,32 @@ def _rebuild_backward(attributes: dict, graph: fx.Graph, grad_names: list[str], 
     bwd.grad_names, bwd.guards = grad_names, guards
     bwd.compiled = _compiled(bwd) if compiled else None
     return bwd
+
+
+def _clear_of_backward_attributes(derivation: "Derivation") -> None:
+    """A module or tensor read under a name a Backward has for itself (`math`, `graph`, `code`)
+    would be read as that attribute: it is kept under its name with `_` appended
+    (`self.math_.weight`)."""
+    taken = {target.split(".")[0] for target in derivation.attributes}
+    renamed: dict[str, str] = {}
+    for head in sorted(taken & _BACKWARD_ATTRIBUTES):
+        new = head + "_"
+        while new in _BACKWARD_ATTRIBUTES or new in taken:
+            new += "_"
+        renamed[head] = new
+        taken.add(new)
+    if not renamed:
+        return
+
+    def clear(target: str) -> str:
+        head, dot, rest = target.partition(".")
+        return renamed.get(head, head) + dot + rest
+
+    for node in derivation.graph.nodes:
+        if node.op == "get_attr":
+            node.target = clear(node.target)
+    derivation.attributes = {clear(target): obj for target, obj in derivation.attributes.items()}
+    derivation.sources = {clear(target): source for target, source in derivation.sources.items()}
 
 
 def _compiled(bwd: Backward) -> Callable:
@@ -161,6 +214,7 @@ def derive(
     """
     _refuse_gradient_hooks(fn)
     derivation = derive_graph(fn, example_inputs, kwargs, wrt=wrt, simplify=simplify, tracer=tracer)
+    _clear_of_backward_attributes(derivation)
     derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
     read_live(bwd, derivation.sources)

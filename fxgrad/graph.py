@@ -25,6 +25,7 @@ FORWARD = "fxgrad_forward"  # a value of the forward function, recomputed by the
 USER_NAMED = "fxgrad_user_named"  # a forward value named by the user's source (`x = ...`)
 DERIVED_FROM = "fxgrad_derived_from"  # on a backward node: the forward node whose rule made it
 GRADIENT_OF = "fxgrad_gradient_of"  # on a gradient: the forward value it is a gradient of
+BROADCAST_SUM = "fxgrad_broadcast_sum"  # on a sum `shapes.fit_to` made: the dims of the gradient it sums
 
 
 class EvaluationError(Exception):

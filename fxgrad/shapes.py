@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
-from .graph import value
+from .graph import BROADCAST_SUM, value
 
 
 def fit_to(grad: fx.Proxy, like: fx.Proxy) -> fx.Proxy:
@@ -22,12 +22,14 @@ def fit_to(grad: fx.Proxy, like: fx.Proxy) -> fx.Proxy:
     extra = grad_val.ndim - len(target)
     if extra > 0:  # leading dims that broadcasting added
         grad = grad.sum() if not target else grad.sum(0 if extra == 1 else tuple(range(extra)))
+        grad.node.meta[BROADCAST_SUM] = tuple(range(extra))
     shape = tuple(value(grad).shape)
     offset = len(target) - len(shape)
     # dims where `like` has size 1 and was stretched
     stretched = tuple(i for i, size in enumerate(shape) if size != 1 and target[offset + i] == 1)
     if stretched:
         grad = grad.sum(stretched[0] if len(stretched) == 1 else stretched, keepdim=True)
+        grad.node.meta[BROADCAST_SUM] = tuple(max(extra, 0) + i for i in stretched)
     if tuple(value(grad).shape) != target:  # a gradient smaller than its value: broadcast it
         grad = grad.expand(like.shape)  # (reads only the shape: a backward can keep just that)
     if value(grad).dtype != like_val.dtype:

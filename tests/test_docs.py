@@ -1,5 +1,6 @@
 """The README's quick start prints what the README says it prints; the readability report runs."""
 
+import os
 import re
 import subprocess
 import sys
@@ -53,3 +54,17 @@ def test_coverage_command_prints_the_core_aten_figure_the_readme_states(capsys):
     assert sum(parts) == total
     assert "aten.mm " in printed and "aten.atan2 " in printed  # every op, by name
     assert figure.group(0) in (ROOT / "README.md").read_text(), "state the coverage figure in the README"
+
+
+def test_readme_learning_section_prints_what_the_readme_shows(tmp_path):
+    """Each Learning example runs after the quick start and prints what the README shows."""
+    readme = (ROOT / "README.md").read_text()
+    quick_start = re.findall(r"```python\n(.*?)```", readme[readme.index("## Quick start"):], re.DOTALL)[0]
+    for heading in ("### The gradients as math", "### The derivation, step by step"):
+        section = readme[readme.index(heading):]
+        program, printed = re.findall(r"```(?:python)?\n(.*?)```", section, re.DOTALL)[:2]
+        script = tmp_path / "learning.py"
+        script.write_text(quick_start.replace("print(bwd.code)\n", "") + program)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, env=env)
+        assert result.stdout.strip() == printed.strip(), heading

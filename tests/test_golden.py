@@ -1,5 +1,5 @@
-"""Golden files pin the printed backward of the seed examples: a change to the printout is a
-reviewed change. Regenerate with `FXGRAD_UPDATE_GOLDEN=1 pytest tests/test_golden.py`."""
+"""Golden files pin the printed backward of the seed examples, its math and its explanation: a
+change to a printout is a reviewed change. Regenerate with `FXGRAD_UPDATE_GOLDEN=1 pytest tests/test_golden.py`."""
 
 import os
 from pathlib import Path
@@ -8,6 +8,7 @@ import pytest
 
 import fxgrad
 from examples.seeds import EXAMPLES, example_inputs
+from test_notation import check_latex
 
 GOLDEN = Path(__file__).parent / "golden"
 PINNED = list(EXAMPLES)
@@ -21,3 +22,21 @@ def test_printed_code_is_pinned(name):
         path.write_text(code)
     assert path.exists(), f"no golden file {path}; run with FXGRAD_UPDATE_GOLDEN=1 to create it"
     assert code == path.read_text(), f"the printed backward of {name} changed; review and update {path}"
+
+
+# The same examples as math (Unicode and LaTeX) and as a derivation step by step.
+PRINTOUTS = {"math.txt": lambda bwd: bwd.math(), "latex.txt": lambda bwd: bwd.latex(),
+             "explain.txt": lambda bwd: str(bwd.explain())}
+
+
+@pytest.mark.parametrize("kind", list(PRINTOUTS))
+@pytest.mark.parametrize("name", PINNED)
+def test_math_and_explanation_are_pinned(name, kind):
+    text = PRINTOUTS[kind](fxgrad.derive(EXAMPLES[name], example_inputs(name))).strip() + "\n"
+    path = GOLDEN / f"{name}.{kind}"
+    if os.environ.get("FXGRAD_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path}; run with FXGRAD_UPDATE_GOLDEN=1 to create it"
+    assert text == path.read_text(), f"the {kind} of {name} changed; review and update {path}"
+    if kind == "latex.txt":
+        check_latex(text.strip())

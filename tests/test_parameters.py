@@ -593,3 +593,37 @@ def test_a_captured_name_that_a_module_has_is_differentiated_under_that_name(nam
     module_named = eval(f"lambda x: {name}(x).sum()", {name: lin})
     bwd = assert_derive_matches(module_named, (double(5, 3),), [lin.weight, lin.bias], tracer)
     assert bwd.grad_names == ["grad_x", f"grad_{name}.weight", f"grad_{name}.bias"]
+
+
+class _NamedLikeTheBackward(torch.nn.Module):
+    """A submodule and a parameter under names a Backward has for itself (`math()`, `graph`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.math = torch.nn.Linear(3, 3, dtype=torch.float64)
+        self.graph = torch.nn.Parameter(torch.randn(3, dtype=torch.float64))
+
+    def forward(self, x):
+        return (torch.tanh(self.math(x)) * self.graph).sum()
+
+
+def test_parameters_named_like_the_backwards_attributes_are_read_as_themselves():
+    model, x = _NamedLikeTheBackward(), torch.randn(2, 3, dtype=torch.float64)
+    bwd = fxgrad.derive(model, (x,))
+    assert bwd.grad_names == ["grad_x", "grad_graph", "grad_math.weight", "grad_math.bias"]
+    assert callable(bwd.math) and "self.math_.weight" in bwd.code
+    for _ in range(2):  # read by name when the backward runs: a change in place is seen
+        leaves = [x.clone().requires_grad_(), *model.parameters()]
+        expected = torch.autograd.grad(model.forward.__func__(model, leaves[0]), leaves)
+        for derived, autograd in zip(bwd(x, torch.tensor(1.0, dtype=torch.float64)), expected):
+            torch.testing.assert_close(derived, autograd, rtol=1e-9, atol=1e-10)
+        with torch.no_grad():
+            model.math.weight.add_(1)
+    latex = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    def captured(x):
+        return (x * latex).sum()
+
+    bwd = fxgrad.derive(captured, (x[0],))
+    assert bwd.grad_names == ["grad_x", "grad_latex"] and callable(bwd.latex)
+    torch.testing.assert_close(bwd(x[0], torch.tensor(1.0, dtype=torch.float64))[1], x[0])

@@ -5,14 +5,18 @@ A rule is a plain function of the incoming gradient `g` and the op's canonical a
 `out`: the forward result, reused rather than recomputed. Calling it with Proxies *emits* the
 backward nodes, so a rule reads like the math:
 
-    @rule(torch.tanh)
+    @rule(torch.tanh, math="y = tanh(x): ∂x = ∂y ⊙ (1 − y²)")
     def tanh(g, input, *, out):
-        return g * (1 - out * out)          # d tanh(x) = 1 - tanh(x)²
+        return g * (1 - out * out)
 
 It returns one gradient per tensor argument, in order (a bare value for a single argument;
 trailing non-tensor arguments need no entry), `None` where the gradient is zero or undefined.
 It never handles broadcasting, accumulation or missing gradients: the engine does. For an
 argument torch does not differentiate (a loss's class weights) it returns `NotDifferentiable`.
+
+Each rule states its math beside it (`math=`, in `MATH`): the forward in letters of its own,
+`y` for the result, and the gradients, `∂x` of each argument from `∂y`, in the notation of
+`fxgrad.notation`. `fxgrad.explain` shows it at each step of a derivation.
 
 A rule registered `in_float32` (reductions, normalisations, softmax, the activations whose
 derivative has x², x³ or an exponential) sees float16 and bfloat16 tensors as float32, as torch's
@@ -33,6 +37,7 @@ from ..graph import value
 
 RULES: dict[Callable, Callable] = {}
 WANTS_OUT: set[Callable] = set()
+MATH: dict[Callable, str] = {}  # each rule's math, by canonical op
 
 
 class NotDifferentiable:
@@ -62,9 +67,10 @@ def _float32(x):
     return x
 
 
-def rule(*ops: Callable, in_float32: bool = False):
+def rule(*ops: Callable, in_float32: bool = False, math: str | None = None):
     """Register the decorated function as the backward rule of the canonical `ops` (computed in
-    float32 for float16 and bfloat16 values if `in_float32`)."""
+    float32 for float16 and bfloat16 values if `in_float32`), `math` its formula (every rule has
+    one: test_explain checks)."""
 
     def register(backward: Callable) -> Callable:
         wants_out = "out" in inspect.signature(backward).parameters
@@ -73,6 +79,8 @@ def rule(*ops: Callable, in_float32: bool = False):
             if op in RULES:
                 raise AssertionError(f"{op} has two rules")
             RULES[op] = applied
+            if math is not None:
+                MATH[op] = math
             if wants_out:
                 WANTS_OUT.add(op)
         return backward

@@ -13,7 +13,7 @@ from . import rule
 from .pointwise import softmax
 
 
-@rule(torch.einsum)
+@rule(torch.einsum, math="y = einsum(xᵢ…): ∂xₖ = einsum of ∂y with the other operands, onto xₖ's labels")
 def einsum(g, equation, *operands):
     # ∂/∂operand k: g contracted with every other operand, onto operand k's labels
     inputs, output = parse_equation(equation)
@@ -57,12 +57,15 @@ def _lay_out(grad, operand, labels: list[str], kept: list[str]):
     return grad
 
 
-@rule(torch._safe_softmax, in_float32=True)
+@rule(torch._safe_softmax, in_float32=True,
+      math="y = softmax(x), 0 on rows that are all −∞: ∂x = y ⊙ (∂y − rowsum(∂y ⊙ y))")
 def safe_softmax(g, input, dim, *, out):
     return softmax(g, input, dim, out=out)  # a row of zeros passes no gradient
 
 
-@rule(F.scaled_dot_product_attention, in_float32=True)
+@rule(F.scaled_dot_product_attention, in_float32=True,
+      math=("y = P v, P = softmax(s·q kᵀ + m): ∂v = Pᵀ ∂y, ∂S = P ⊙ (∂y vᵀ − rowsum(∂y vᵀ ⊙ P)), "
+            "∂q = s·∂S k, ∂k = s·∂Sᵀ q, ∂m = ∂S"))
 def scaled_dot_product_attention(g, q, k, v, attn_mask, is_causal, scale):
     # recompute p = softmax(q kᵀ·scale + mask), L×S, the largest value the backward makes
     if scale is None:
@@ -93,7 +96,9 @@ _CONVS = {1: (torch.conv1d, torch.conv_transpose1d), 2: (torch.conv2d, torch.con
           3: (torch.conv3d, torch.conv_transpose3d)}
 
 
-@rule(torch.conv1d, torch.conv2d, torch.conv3d)
+@rule(torch.conv1d, torch.conv2d, torch.conv3d,
+      math=("y = conv(x, w) + b: ∂x = conv_transpose(∂y, w), ∂w = correlation of x with ∂y, "
+            "∂b = Σ ∂y over all but channels"))
 def convolution(g, input, weight, bias, stride, padding, dilation, groups):
     kernel = value(weight).shape[2:]
     # ∂/∂input: the transposed convolution spreads each output back over the window it read;
@@ -110,7 +115,9 @@ def convolution(g, input, weight, bias, stride, padding, dilation, groups):
     return grad_input, _weight_grad(input, g, kernel, stride, padding, dilation, groups), grad_bias
 
 
-@rule(torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d)
+@rule(torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d,
+      math=("y = conv_transpose(x, w) + b: ∂x = conv(∂y, w), ∂w = correlation of ∂y with x, "
+            "∂b = Σ ∂y over all but channels"))
 def conv_transpose(g, input, weight, bias, stride, padding, output_padding, groups, dilation):
     # the transposed convolution is the convolution's gradient: ⟨conv_transpose(x, w), g⟩ =
     # ⟨x, conv(g, w)⟩, so ∂/∂input is that convolution, and ∂/∂weight the convolution's weight

@@ -10,12 +10,12 @@ def _reversed_cumsum(x, dim):
     return x.flip(dim).cumsum(dim).flip(dim)
 
 
-@rule(torch.cumsum)
+@rule(torch.cumsum, math="y = cumsum(x): ∂x = reversed cumsum(∂y)")
 def cumsum(g, input, dim):
     return _reversed_cumsum(g, dim)
 
 
-@rule(torch.cumprod)
+@rule(torch.cumprod, math="y = cumprod(x): ∂x = reversed cumsum(∂y ⊙ y) / x, zeros of x taken apart")
 def cumprod(g, input, dim, *, out):
     # ∂out_j/∂x_k = Π_{i ≤ j, i ≠ k} x_i for j ≥ k, that is out_j / x_k where x_k ≠ 0. At the
     # first zero along dim the products leave that zero out (a cumprod with it replaced by 1);

@@ -7,7 +7,7 @@ from ..shapes import add_at
 from . import rule
 
 
-@rule(F.embedding)
+@rule(F.embedding, math="y = w[i]: ∂w = zeros with ∂y added at rows i (repeats add up)")
 def embedding(g, input, weight, padding_idx):
     if padding_idx is not None:  # the padding row gets no gradient
         padding_row = padding_idx if padding_idx >= 0 else weight.size(0) - (-padding_idx)

@@ -8,17 +8,17 @@ from . import rule
 aten = torch.ops.aten
 
 
-@rule(torch.select)
+@rule(torch.select, math="y = x[…, i]: ∂x = zeros with ∂y at i")
 def select(g, input, dim, index):
     return torch.zeros_like(input).select_scatter(g, dim, index)
 
 
-@rule(aten.slice)
+@rule(aten.slice, math="y = x[…, a:b:s]: ∂x = zeros with ∂y at a:b:s")
 def slice_(g, input, dim, start, end, step):
     return torch.zeros_like(input).slice_scatter(g, dim, start, end, 1 if step is None else step)
 
 
-@rule(aten.index)
+@rule(aten.index, math="y = x[i]: ∂x = zeros with ∂y added at i (repeats add up)")
 def index(g, input, indices):
     tensors = [i for i in indices if i is not None]
     if len(tensors) > 1:  # tensors of indices for the leading dims; repeated indices add up

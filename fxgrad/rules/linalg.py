@@ -6,7 +6,7 @@ from ..graph import value
 from . import rule
 
 
-@rule(torch.matmul)
+@rule(torch.matmul, math="y = a b: ∂a = ∂y bᵀ, ∂b = aᵀ ∂y")
 def matmul(g, input, other):
     # Operands are matrices or batches of them (1-D ones were promoted by canon); batch dims
     # that broadcasting added are summed away by the engine.
@@ -17,12 +17,12 @@ def matmul(g, input, other):
     return g @ other.mT, input.mT @ g
 
 
-@rule(torch.transpose)
+@rule(torch.transpose, math="y = xᵀ: ∂x = ∂yᵀ")
 def transpose(g, input, dim0, dim1):
     return g.transpose(dim0, dim1)
 
 
-@rule(torch.permute)
+@rule(torch.permute, math="y = permute(x, p): ∂x = permute(∂y, p⁻¹)")
 def permute(g, input, dims):
     ndim = len(dims)
     inverse = sorted(range(ndim), key=lambda i: dims[i] % ndim)

@@ -9,14 +9,15 @@ from ..shapes import along_channels, channel_dim, unreduce
 from . import NotDifferentiable, rule
 
 
-@rule(F.smooth_l1_loss, in_float32=True)
+@rule(F.smooth_l1_loss, in_float32=True, math="y = smooth_l1(x − t): ∂x = ∂y ⊙ clamp((x − t)/β, −1, 1), ∂t = −∂x")
 def smooth_l1_loss(g, input, target, beta):
     # ℓ = d²/(2β) where |d| < β, |d| - β/2 elsewhere: dℓ/dd = clamp(d/β, -1, 1)
     grad = g * ((input - target) / beta).clamp(-1, 1)
     return grad, -grad
 
 
-@rule(F.binary_cross_entropy_with_logits, in_float32=True)
+@rule(F.binary_cross_entropy_with_logits, in_float32=True,
+      math="y = bce(σ(x), t): ∂x = ∂y ⊙ (σ(x) − t), ∂t = −∂y ⊙ x (without weights)")
 def binary_cross_entropy_with_logits(g, input, target, weight, pos_weight):
     # ℓ = (1 - t)·x + (1 + (p - 1)·t)·softplus(-x), p = pos_weight (1 if not given)
     if pos_weight is None:
@@ -50,14 +51,14 @@ def _per_element(g, input, reduction):
     return unreduce(g, input, channel_dim(input), keepdim=False) if reduction == "none" else g
 
 
-@rule(F.nll_loss, in_float32=True)
+@rule(F.nll_loss, in_float32=True, math="y = −Σ q ⊙ x, q the targets' one-hot weights: ∂x = −∂y ⊙ q")
 def nll_loss(g, input, target, weight, reduction, ignore_index):
     # ℓ = -Σ q·input
     q = _target_weights(input, target, weight, reduction, ignore_index)
     return -_per_element(g, input, reduction) * q, None, NotDifferentiable("weight")
 
 
-@rule(F.cross_entropy, in_float32=True)
+@rule(F.cross_entropy, in_float32=True, math="y = −Σ q ⊙ log softmax(x): ∂x = ∂y ⊙ (softmax(x) Σq − q)")
 def cross_entropy(g, input, target, weight, reduction, ignore_index, label_smoothing):
     # ℓ = -Σ q·log softmax(x): dℓ/dx = softmax(x)·Σq - q
     dim = channel_dim(input)

@@ -8,7 +8,7 @@ from ..shapes import filled
 from . import rule
 
 
-@rule(item)
+@rule(item, math="y = x[i] of several results: ∂x[i] = ∂y")
 def item_(g, values, index):
     # of the several results, the one taken gets the gradient
     grads = [None] * len(value(values))
@@ -16,23 +16,23 @@ def item_(g, values, index):
     return (tuple(grads),)
 
 
-@rule(torch.cat)
+@rule(torch.cat, math="y = cat(x₁, x₂, …): ∂xₖ = ∂y's piece of xₖ")
 def cat(g, tensors, dim):
     pieces = g.split([t.size(dim) for t in tensors], dim)
     return (tuple(pieces[i] for i in range(len(tensors))),)
 
 
-@rule(torch.stack)
+@rule(torch.stack, math="y = stack(x₁, x₂, …): ∂xₖ = ∂y[k]")
 def stack(g, tensors, dim):
     pieces = g.unbind(dim)
     return (tuple(pieces[i] for i in range(len(tensors))),)
 
 
-@rule(torch.split, torch.chunk)
+@rule(torch.split, torch.chunk, math="y₁, y₂, … = split(x): ∂x = cat(∂y₁, ∂y₂, …), zeros for those without a gradient")
 def split(g, input, sections, dim, *, out):
     return torch.cat(filled(g, out), dim)
 
 
-@rule(torch.unbind)
+@rule(torch.unbind, math="y₁, y₂, … = unbind(x): ∂x = stack(∂y₁, ∂y₂, …), zeros for those without a gradient")
 def unbind(g, input, dim, *, out):
     return torch.stack(filled(g, out), dim)

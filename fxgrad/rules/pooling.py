@@ -14,7 +14,8 @@ from ..graph import value
 from . import rule
 
 
-@rule(*MAX_POOLS.values(), *ADAPTIVE_MAX_POOLS.values())
+@rule(*MAX_POOLS.values(), *ADAPTIVE_MAX_POOLS.values(),
+      math="y = max over each window of x: ∂x = ∂y at the element each window picked (overlaps add up)")
 def max_pool(g, input, kernel_or_output_size, *options, out):
     grad, _ = g  # the indices carry no gradient
     # each output's gradient to the element torch's kernel picked, its flat index within the
@@ -25,7 +26,8 @@ def max_pool(g, input, kernel_or_output_size, *options, out):
     return grad_input.view_as(input)
 
 
-@rule(*AVG_POOLS.values())
+@rule(*AVG_POOLS.values(),
+      math="y = mean over each window of x: ∂x = Σ over the windows holding each element of ∂y / window size")
 def avg_pool(g, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     # window o along a dim covers o·stride − padding ... + kernel, cut at padding past the end;
     # torch divides by the product of the windows' lengths along the dims (within the padding,
@@ -45,7 +47,8 @@ def avg_pool(g, input, kernel_size, stride, padding, ceil_mode, count_include_pa
     return grad / divisor_override if divisor_override else grad
 
 
-@rule(*ADAPTIVE_AVG_POOLS.values())
+@rule(*ADAPTIVE_AVG_POOLS.values(),
+      math="y = mean over adaptive windows of x: ∂x = Aᵀ ∂y, one averaging matrix A per spatial dim")
 def adaptive_avg_pool(g, input, output_size):
     # output o of n along a dim of size m averages inputs ⌊o·m/n⌋ ... ⌈(o+1)·m/n⌉
     matrices = []
@@ -57,7 +60,7 @@ def adaptive_avg_pool(g, input, output_size):
     return _separable(g, matrices)
 
 
-@rule(F.pad)
+@rule(F.pad, math="y = pad(x): ∂x = ∂y with the padding cut off (reflected or wrapped copies added back)")
 def pad(g, input, pad, mode, value):
     if mode == "constant":
         return F.pad(g, tuple(-p for p in pad))  # the padding cut off (a negative padding's part: zeros)
@@ -77,7 +80,7 @@ def pad(g, input, pad, mode, value):
     return _separable(g, matrices)
 
 
-@rule(F.interpolate)
+@rule(F.interpolate, math="y = A x along each spatial dim (nearest or linear weights): ∂x = Aᵀ ∂y")
 def interpolate(g, input, size, scale_factor, mode, align_corners):
     matrices = []
     for i, d in enumerate(range(2 - value(input).ndim, 0)):
@@ -111,12 +114,12 @@ def _linear(m, n, scale, align_corners, g):
     return _one_hot(left, m, g) * (1 - weight) + _one_hot(right, m, g) * weight
 
 
-@rule(torch.pixel_shuffle)
+@rule(torch.pixel_shuffle, math="y = pixel_shuffle(x): ∂x = pixel_unshuffle(∂y)")
 def pixel_shuffle(g, input, upscale_factor):
     return torch.pixel_unshuffle(g, upscale_factor)
 
 
-@rule(torch.pixel_unshuffle)
+@rule(torch.pixel_unshuffle, math="y = pixel_unshuffle(x): ∂x = pixel_shuffle(∂y)")
 def pixel_unshuffle(g, input, downscale_factor):
     return torch.pixel_shuffle(g, downscale_factor)
 

@@ -9,7 +9,7 @@ from ..shapes import unreduce
 from . import rule
 
 
-@rule(torch.amax, torch.amin)
+@rule(torch.amax, torch.amin, math="y = amax(x): ∂x = ∂y / count where x = y (ties share), else 0")
 def amax(g, input, dim, keepdim, *, out):
     # the elements equal to the extreme share its gradient evenly, as torch shares it among ties
     chosen = input == unreduce(out, input, dim, keepdim)
@@ -17,14 +17,14 @@ def amax(g, input, dim, keepdim, *, out):
     return unreduce(g, input, dim, keepdim) / count * chosen
 
 
-@rule(torch.Tensor.max, torch.Tensor.min)
+@rule(torch.Tensor.max, torch.Tensor.min, math="y = max(x): ∂x = ∂y / count where x = y (ties share), else 0")
 def max_all(g, input, *, out):
     # as amax, except that where the extreme is NaN, the NaNs share its gradient (as torch)
     chosen = (input == out) | input.isnan()
     return g / chosen.sum() * chosen
 
 
-@rule(torch.max, torch.min)
+@rule(torch.max, torch.min, math="y, i = max(x, dim): ∂x = zeros with ∂y at i")
 def max_along(g, input, dim, keepdim, *, out):
     grad, _ = g  # the indices carry no gradient
     grad, indices = unreduce(grad, input, dim, keepdim), unreduce(out[1], input, dim, keepdim)
@@ -32,13 +32,13 @@ def max_along(g, input, dim, keepdim, *, out):
     return torch.zeros_like(input).scatter(dim, indices, grad)
 
 
-@rule(torch.gather)
+@rule(torch.gather, math="y = gather(x, i): ∂x = zeros with ∂y added at i")
 def gather(g, input, dim, index):
     # each gathered element back to where it came from; repeated indices add up
     return torch.zeros_like(input).scatter_add(dim, index, g)
 
 
-@rule(torch.Tensor.repeat)
+@rule(torch.Tensor.repeat, math="y = repeat(x): ∂x = Σ of ∂y over the copies")
 def repeat(g, input, repeats):
     # g over (r0·s0, r1·s1, ...) viewed as (r0, s0, r1, s1, ...), summed over the copies
     # (repeats beyond the input's rank add leading dims of copies)
@@ -59,18 +59,18 @@ def _is_one(repeat) -> bool:
     return isinstance(repeat, int) and repeat == 1  # (a repeat read at run time may be anything)
 
 
-@rule(torch.repeat_interleave)
+@rule(torch.repeat_interleave, math="y = repeat_interleave(x, r): ∂x = Σ of ∂y over each element's r copies")
 def repeat_interleave(g, input, repeats, dim):
     # each element was repeated in place: (s·r) viewed as (s, r), summed over the r copies
     return g.unflatten(dim, (-1, repeats)).sum(dim + 1)
 
 
-@rule(torch.roll)
+@rule(torch.roll, math="y = roll(x, s): ∂x = roll(∂y, −s)")
 def roll(g, input, shifts, dims):
     # rolled back
     return roll_(g, tuple(-s for s in shifts) if isinstance(shifts, tuple) else -shifts, dims)
 
 
-@rule(torch.flip)
+@rule(torch.flip, math="y = flip(x): ∂x = flip(∂y)")
 def flip(g, input, dims):
     return splat(g.flip, dims)  # flipped back
