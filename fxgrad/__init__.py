@@ -3,6 +3,7 @@
 from .api import Backward, derive
 from .canon import supported_ops
 from .function import function
+from .shaped import shaped
 from .errors import (
     FxgradError,
     GradOutputError,
@@ -20,6 +21,7 @@ from .errors import (
 __all__ = [
     "derive",
     "function",
+    "shaped",
     "supported_ops",
     "Backward",
     "FxgradError",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.fx as fx
@@ -109,15 +109,24 @@ _ATOM = 16  # names, calls, attributes, subscripts
 
 
 class ReadableCodeGen(fx.graph.CodeGen):
-    """Prints a derived graph as readable Python; the GraphModule runs what it prints."""
+    """Prints a derived graph as readable Python; the GraphModule runs what it prints.
 
-    def __init__(self, provenance: bool = True):
+    `shapes`, a function of a value (`node.meta["val"]`) giving its shape as text or None
+    (`fxgrad.shaped.Dims`), annotates each parameter (`q: "S×d"`) and ends each statement in a
+    comment (`# S×S`): a string annotation and a comment change nothing the code runs."""
+
+    def __init__(self, provenance: bool = True, shapes: Callable[[Any], str | None] | None = None):
         super().__init__()
         self.provenance = provenance
+        self.shapes = shapes
 
     def _gen_python_code(self, nodes, root_module: str, namespace, **_: Any) -> PythonCode:
         printer = _Printer(namespace, root_module)
         parameters, statements, returned = _lay_out(list(nodes), printer)
+        if self.shapes is not None:
+            parameters = [_annotated(name, self.shapes(node.meta.get("val")))
+                          for name, node in zip(parameters, (n for n in nodes if n.op == "placeholder"))]
+            statements = _with_shape_comments(statements, self.shapes)
         body, last_source = [], None
         for node, text in statements:
             source = _provenance(node)
@@ -152,6 +161,24 @@ def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list
                 printer.name_statement(node)
                 statements.append((node, f"{printer.names[node]} = {expression[0]}"))
     return parameters, statements, returned
+
+
+# Shape comments start in this column, or two spaces after a longer statement.
+_SHAPE_COLUMN = 40
+
+
+def _annotated(parameter: str, shape: str | None) -> str:
+    return parameter if shape is None else f'{parameter}: "{shape}"'
+
+
+def _with_shape_comments(statements: list[tuple[fx.Node, str]],
+                         shapes: Callable[[Any], str | None]) -> list[tuple[fx.Node, str]]:
+    """Each statement ending in its value's shape (`x = q @ k.mT    # S×S`), the comments aligned."""
+    commented = []
+    for node, text in statements:
+        shape = shapes(node.meta.get("val"))
+        commented.append((node, text if shape is None else f"{text.ljust(_SHAPE_COLUMN - 2)}  # {shape}"))
+    return commented
 
 
 def _accumulated_variables(nodes: list[fx.Node]) -> dict[fx.Node, fx.Node]:
