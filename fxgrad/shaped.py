@@ -34,6 +34,17 @@ def shaped(*, dtype: torch.dtype = torch.float64, seed: int = 0, **specs: str) -
     """Example tensors, one per keyword in order, of the symbolic shapes given (`"S d"`, `"B,S,d"`,
     `"1 d"`), drawn from a standard normal (`seed`). Each symbol gets a size of its own (`PRIMES`),
     so a derived backward can print every shape in the symbols (`derive` reads them back)."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = []
+    for shape, dims in shapes(**specs).values():
+        tensor = torch.randn(shape, generator=generator, dtype=dtype)
+        _SYMBOLS[tensor] = tuple(dim if isinstance(dim, str) else None for dim in dims)
+        tensors.append(tensor)
+    return tuple(tensors)
+
+
+def shapes(**specs: str) -> dict[str, tuple[tuple[int, ...], list[str | int]]]:
+    """The shape `shaped` makes for each spec, with its dims as parsed (symbols and numbers)."""
     if not specs:
         raise InputError('fxgrad.shaped takes one keyword per tensor, its dims as a string: shaped(q="S d")')
     parsed = {name: _parse(name, spec) for name, spec in specs.items()}
@@ -43,14 +54,8 @@ def shaped(*, dtype: torch.dtype = torch.float64, seed: int = 0, **specs: str) -
     if len(symbols) > len(primes):
         raise InputError(f"fxgrad.shaped gives sizes to at most {len(primes)} symbols; these are {len(symbols)}")
     sizes = dict(zip(symbols, primes))
-    generator = torch.Generator().manual_seed(seed)
-    tensors = []
-    for dims in parsed.values():
-        shape = [sizes[dim] if isinstance(dim, str) else dim for dim in dims]
-        tensor = torch.randn(shape, generator=generator, dtype=dtype)
-        _SYMBOLS[tensor] = tuple(dim if isinstance(dim, str) else None for dim in dims)
-        tensors.append(tensor)
-    return tuple(tensors)
+    return {name: (tuple(sizes[dim] if isinstance(dim, str) else dim for dim in dims), dims)
+            for name, dims in parsed.items()}
 
 
 def _parse(name: str, spec: Any) -> list[str | int]:
