@@ -89,7 +89,8 @@ def dims_for(example: Any, dims: dict[str, int] | None) -> "Dims | None":
                              "(1 is a broadcast size, printed as 1)")
         found[name] = (size, "dims")
     for i, leaf in enumerate(pytree.tree_leaves(example)):
-        for symbol, size in zip(symbols_of(leaf) or (), getattr(leaf, "shape", ())):
+        symbols = symbols_of(leaf)
+        for symbol, size in zip(symbols, leaf.shape) if symbols is not None else ():
             if symbol is None:
                 continue
             known = found.setdefault(symbol, (size, f"example tensor {i}"))
