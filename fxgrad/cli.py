@@ -39,6 +39,8 @@ _MOST_ELEMENTS = 1 << 22
 # Where a bare function name is looked for, in order (`silu` is `torch.nn.functional.silu`).
 _NAMESPACES = ("torch.", "torch.nn.functional.", "torch.special.", "torch.linalg.")
 _OPERATORS = (ast.MatMult, ast.Mult, ast.Add, ast.Sub, ast.Div, ast.Pow)
+_LONGEST_EXPRESSION = 4000
+_TOO_DEEP = "the expression is nested too deeply for the calculator to read"
 
 
 def main(argv: list[str]) -> int:
@@ -176,11 +178,15 @@ def torch_function(spelling: str) -> Callable | None:
 def expression_function(text: str, inputs: list[str], functions: dict[str, Callable]) -> Callable:
     """A function of `inputs` returning the expression, built from its syntax tree once every
     node of it is found in the whitelist (`_Checker`)."""
+    if len(text) > _LONGEST_EXPRESSION:
+        raise InputError(f"the expression is {len(text)} characters long; the calculator reads at most {_LONGEST_EXPRESSION}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        names = _Checker(text, inputs, functions).check(tree.body)
     except SyntaxError as error:
-        raise InputError(f"`{text}` is not an expression: {error.msg}") from None
-    names = _Checker(text, inputs, functions).check(tree.body)
+        raise InputError(f"`{_quoted(text)}` is not an expression: {error.msg}") from None
+    except RecursionError:
+        raise InputError(_TOO_DEEP) from None
     bound = {name: functions.get(name) or torch_function(name) for name in names if name not in inputs}
     source = f"def expression({', '.join(inputs)}):\n    return {text.strip()}\n"
     filename = "<expression>"
@@ -188,8 +194,15 @@ def expression_function(text: str, inputs: list[str], functions: dict[str, Calla
     module = ast.parse(f"def expression({', '.join(inputs)}):\n    return 0\n")  # the inputs are plain names
     module.body[0].body[0].value = ast.increment_lineno(tree.body, 1)
     namespace = {"__builtins__": {}, **bound}
-    exec(compile(module, filename, "exec"), namespace)  # the checked tree: a def, nothing runs yet
+    try:
+        exec(compile(module, filename, "exec"), namespace)  # the checked tree: a def, nothing runs yet
+    except RecursionError:
+        raise InputError(_TOO_DEEP) from None
     return namespace["expression"]
+
+
+def _quoted(text: str, longest: int = 80) -> str:
+    return text if len(text) <= longest else f"{text[:longest - 3]}..."
 
 
 class _Checker:
@@ -200,7 +213,7 @@ class _Checker:
         self.names: set[str] = set()
 
     def refuse(self, node: ast.AST, why: str) -> InputError:
-        return InputError(f"`{ast.get_source_segment(self.text.strip(), node) or self.text}`: {why}")
+        return InputError(f"`{_quoted(ast.get_source_segment(self.text.strip(), node) or self.text)}`: {why}")
 
     def check(self, node: ast.AST) -> set[str]:
         self.value(node)
