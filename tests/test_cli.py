@@ -50,7 +50,7 @@ def test_seed_expressions_print_shaped_code_that_computes_autograds_gradients(ex
     signature = out.splitlines()[0]
     for name, dims in specs.items():
         assert f'{name}: "{dims.replace(",", "×")}"' in signature, out
-    assert all(re.search(r"  # [\w×()*+]+$", line) for line in out.splitlines()[1:-1]), out
+    assert all(re.search(r"  # [\w×()*+]+(;|$)", line) for line in out.splitlines()[1:-1]), out
     inputs = fxgrad.shaped(**specs)
     fn = expression_function(expression, list(specs), {name: torch_function(f) for name, f in functions.items()})
     grad_outputs = random_grad_outputs(fn, inputs)

@@ -45,7 +45,7 @@ def test_attn_prints_every_shape_in_the_symbols_and_matches_autograd():
     assert re.search(r"x = q @ k\.mT +# S×S\n", code)
     assert re.search(r"grad_k = grad_x\.mT @ q +# S×d\n", code)
     statements = [line for line in code.splitlines()[4:] if "=" in line and not line.strip().startswith("#")]
-    assert statements and all(re.search(r"  # [\w×]+$", line) for line in statements), code
+    assert statements and all(re.search(r"  # [\w×]+(;|$)", line) for line in statements), code
     assert bwd.dims == {"S": 5, "d": 7, "D": 11}
     assert_matches_autograd(attn, bwd, inputs)
 
