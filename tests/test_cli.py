@@ -2,9 +2,11 @@
 in a file, and hostile expressions refused before anything of them runs."""
 
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +183,11 @@ def test_help_exits_zero_and_lists_the_commands():
     assert result.returncode == 0 and "--f NAME=FUNCTION" in result.stdout and "--math" in result.stdout
     result = subprocess.run([sys.executable, "-m", "fxgrad", "derive", "X @ Q", "X=1,d"], capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "`Q` is no input" in result.stderr
+
+
+def test_readme_shows_what_the_calculator_prints(capsys):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    learning = readme[readme.index("## Learning"):]
+    command, printed = re.search(r"```\n\$ python -m fxgrad (derive .*?)\n(.*?)```", learning, re.DOTALL).groups()
+    assert main(shlex.split(command)) == 0
+    assert capsys.readouterr().out.strip() == printed.strip()

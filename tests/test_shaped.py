@@ -2,8 +2,12 @@
 shape-annotated printout, which runs as it is printed."""
 
 import copy
+import os
 import pickle
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,3 +130,15 @@ def test_copies_keep_the_shapes():
     bwd = fxgrad.derive(attn, fxgrad.shaped(q="S d", k="S d", v="S D"))
     for copied in (copy.deepcopy(bwd), pickle.loads(pickle.dumps(bwd))):
         assert copied.code == bwd.code and copied.dims == bwd.dims
+
+
+def test_readme_learning_section_prints_what_it_shows(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    quick_start = re.findall(r"```python\n(.*?)```", readme[readme.index("## Quick start"):], re.DOTALL)[0]
+    learning = readme[readme.index("## Learning"):]
+    program, printed = re.findall(r"```python\n(.*?)```", learning, re.DOTALL)[:2]
+    script = tmp_path / "learning.py"
+    script.write_text(quick_start[: quick_start.index("q, k, v = ")] + program)  # attn as the quick start has it
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert result.stdout.strip() == printed.strip()
