@@ -5,6 +5,7 @@ from .check import CheckResult, check
 from .canon import supported_ops
 from .explain import explain  # (the function: fxgrad.explain.Explanation is its result)
 from .function import function
+from .shaped import shaped
 from .errors import (
     FxgradError,
     GradOutputError,
@@ -25,6 +26,7 @@ __all__ = [
     "CheckResult",
     "explain",
     "function",
+    "shaped",
     "supported_ops",
     "Backward",
     "FxgradError",

@@ -1,4 +1,6 @@
-"""`python -m fxgrad ops [TESTS_DIR]`: every canonical op, its rule, and the tests that cover it.
+"""`python -m fxgrad derive EXPRESSION|FILE.py:FUNCTION NAME=DIMS ...`: the gradient calculator,
+the derived backward with its shapes (`python -m fxgrad derive --help`).
+`python -m fxgrad ops [TESTS_DIR]`: every canonical op, its rule, and the tests that cover it.
 `python -m fxgrad coverage`: the Core ATen op set, each op with a rule, decomposed, carrying no
 gradient, or refused, with counts.
 
@@ -46,6 +48,13 @@ def core_aten_summary(rows: list[tuple[str, str, str]]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    if argv and argv[0] == "derive":
+        from . import cli
+
+        return cli.main(argv[1:])
     if argv and argv[0] == "coverage":
         rows = core_aten_coverage()
         print(tabulate(rows, headers=["Core ATen op", "derived", "why refused"]))

@@ -20,6 +20,7 @@ from .errors import FxgradError, InputError, OutputError, ParameterError, TraceE
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
 from .reverse import reverse
+from .shaped import dims_for
 from .state import Source, StateGuard, find_state, read_live, refresh
 from .trace import trace
 
@@ -37,6 +38,12 @@ class Backward(fx.GraphModule):
     guards: Guards
     compiled: Callable | None = None  # the graph through torch.compile, run once a call is checked
     state_guard: StateGuard | None = None  # the module state it was derived for; None in a copy, which holds its own
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """The size of each symbol its shapes are printed in (`fxgrad.shaped`, `derive(dims=...)`)."""
+        shapes = getattr(self.graph._codegen, "shapes", None)
+        return dict(shapes.sizes) if shapes is not None else {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple:
         args = self.guards.check(args, kwargs)
@@ -173,6 +180,7 @@ def derive(
     provenance: bool = True,
     tracer: str = "auto",
     compile: bool = False,
+    dims: dict[str, int] | None = None,
 ) -> Backward:
     """Derive the closed-form backward of `fn` as a readable `torch.fx.GraphModule`.
 
@@ -197,6 +205,11 @@ def derive(
     `compile=True` runs the backward's graph through `torch.compile(fullgraph=True)`, its calls
     checked as ever.
 
+    Shapes are printed in the user's symbols where the example tensors come from
+    `fxgrad.shaped` or `dims` names sizes (`dims={"S": 16}`; `dims={}` prints the sizes as
+    numbers): each parameter annotated (`q: "S×d"`), each statement ending in a comment
+    (`# S×S`); `bwd.dims` holds the symbols' sizes.
+
     Calls are checked against what the graph assumes (`bwd.guards`): each input's dtype and
     rank always; its sizes where the tracer fixed them (export, aten), else that every value
     broadcasts as at derive time (checked once per new set of sizes). A call outside raises
@@ -213,9 +226,10 @@ def derive(
         torch.Size([3, 2])
     """
     _refuse_gradient_hooks(fn)
+    symbols = dims_for((example_inputs, kwargs), dims)
     derivation = derive_graph(fn, example_inputs, kwargs, wrt=wrt, simplify=simplify, tracer=tracer)
     _clear_of_backward_attributes(derivation)
-    derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance))
+    derivation.graph.set_codegen(emit.ReadableCodeGen(provenance=provenance, shapes=symbols))
     bwd = Backward(derivation.attributes, derivation.graph, class_name="Backward")
     read_live(bwd, derivation.sources)
     bwd.grad_names, bwd.guards, bwd.state_guard = derivation.grad_names, derivation.guards, derivation.state_guard

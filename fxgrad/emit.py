@@ -7,16 +7,21 @@
   gradient statement `grad_<value>`.
 - `ReadableCodeGen` prints the graph: single-use intermediates are written inside the
   expression that uses them (`grad_x = grad_a * (1 - a * a)`), an accumulated gradient reuses its
-  variable (`grad_a = grad_a + grad_o @ v.mT`), and each group of statements carries a comment
-  naming the line of the forward it comes from. The printed code is the code the GraphModule runs.
+  variable (`grad_a = grad_a + grad_o @ v.mT  # a is used twice: its gradients add up`), and each
+  group of statements carries a comment naming the line of the forward it comes from; a
+  statement may end in a comment on its shape, a constant or a default it writes. The printed
+  code is the code the GraphModule runs.
 """
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import math
 import operator
 import re
-from typing import Any, NamedTuple
+from fractions import Fraction
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.fx as fx
@@ -25,7 +30,7 @@ from torch.fx.node import map_aggregate
 
 from .canon import op_name
 from .errors import last_frame
-from .graph import DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED
+from .graph import ARGUMENT_NAME, DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED
 
 # Expressions longer than this are given a name of their own rather than nested.
 _MAX_NESTED_LENGTH = 48
@@ -66,16 +71,35 @@ def name_gradients(graph: fx.Graph, grad_names: list[str | None]) -> None:
     """`grad_names[i]` for the i-th returned value (None: not a gradient); `grad_<value>` for
     other gradient nodes."""
     output = next(node for node in graph.nodes if node.op == "output")
+    for node in graph.nodes:
+        if _renamable(node) and _value_name(node) != node.name:
+            node._rename(_value_name(node))
     returned = set()
     for node, name in zip(output.args[0], grad_names):
         if name is not None and _renamable(node) and node not in returned:
-            node._rename(name)
+            node._rename("grad_" + _attribute_name(name[len("grad_"):]) if name.startswith("grad_") else name)
             returned.add(node)
     for node in graph.nodes:
         gradient_of = node.meta.get(GRADIENT_OF)
         if gradient_of is not None and node not in returned and _renamable(node):
-            if not node.name.startswith(f"grad_{gradient_of.name}"):
-                node._rename(f"grad_{gradient_of.name}")
+            if not node.name.startswith(f"grad_{_value_name(gradient_of)}"):
+                node._rename(f"grad_{_value_name(gradient_of)}")
+
+
+def _value_name(node: fx.Node) -> str:
+    """A node's name, but for fx's own names of attribute reads: `getattr_5` reading `.mT` is
+    `transposed` (a value no longer in the graph keeps its arguments' constants)."""
+    if node.target is getattr and re.fullmatch(r"getattr(_\d+)?", node.name) and isinstance(node.args[1], str):
+        return {"mT": "transposed", "T": "transposed"}.get(node.args[1], node.args[1])
+    return node.name
+
+
+def _attribute_name(target: str) -> str:
+    """A module's attribute as a variable: `layer0_weight` for `0.weight` (a Sequential's),
+    `constant` for `_tensor_constant0`."""
+    if re.fullmatch(r"_tensor_constant\d+", target):
+        return "constant"
+    return "_".join(f"layer{part}" if part.isdigit() else part for part in target.split("."))
 
 
 def _renamable(node: Any) -> bool:
@@ -109,22 +133,33 @@ _ATOM = 16  # names, calls, attributes, subscripts
 
 
 class ReadableCodeGen(fx.graph.CodeGen):
-    """Prints a derived graph as readable Python; the GraphModule runs what it prints."""
+    """Prints a derived graph as readable Python; the GraphModule runs what it prints.
 
-    def __init__(self, provenance: bool = True):
+    `shapes`, a function of a value (`node.meta["val"]`) giving its shape as text or None
+    (`fxgrad.shaped.Dims`), annotates each parameter (`q: "S×d"`) and ends each statement in a
+    comment (`# S×S`): a string annotation and a comment change nothing the code runs."""
+
+    def __init__(self, provenance: bool = True, shapes: Callable[[Any], str | None] | None = None):
         super().__init__()
         self.provenance = provenance
+        self.shapes = shapes
 
     def _gen_python_code(self, nodes, root_module: str, namespace, **_: Any) -> PythonCode:
         printer = _Printer(namespace, root_module)
         parameters, statements, returned = _lay_out(list(nodes), printer)
+        if self.shapes is not None:
+            parameters = [_annotated(name, self.shapes(node.meta.get("val")))
+                          for name, node in zip(parameters, (n for n in nodes if n.op == "placeholder"))]
+        uses = _uses_summed(list(nodes), printer)
         body, last_source = [], None
         for node, text in statements:
             source = _provenance(node)
             if self.provenance and source is not None and source != last_source:
                 body.append(f"# from {source}")
                 last_source = source
-            body.append(text)
+            shape = self.shapes(node.meta.get("val")) if self.shapes is not None else None
+            notes = [shape, uses.get(node), *_constants(text), *_defaults(node, text)]
+            body.append(_commented(text, [note for note in notes if note]))
         body.append(f"return {returned}")
         code = "\n".join(f"    {line}" for line in body)
         src = f"\n\n\ndef forward(self, {', '.join(parameters)}):\n{code}\n    "
@@ -149,9 +184,16 @@ def printout(graph: fx.Graph) -> Printout:
 def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list[tuple[fx.Node, str]], str]:
     """The parameters, the statements (node, `name = expression`) and the returned expression."""
     printer.namespace.create_name(printer.root_module, None)  # `self` is the module, never a value
-    for node in nodes:
-        printer.namespace.create_name(node.name, node)  # reserve every node's name before globals
     printer.variables = _accumulated_variables(nodes)
+    printer.wanted, claimed_first = _display_names(nodes), _returned(nodes)
+    for node, name in printer.wanted.items():  # the arguments, parameters and returned gradients first
+        if node.op in ("placeholder", "get_attr") or node in claimed_first:
+            _reserve(printer.namespace, name, node)
+    # a value whose gradient is printed is printed too, so that `grad_<value>` names something shown
+    by_name = {node.name: node for node in nodes}
+    values = {node: value for node in nodes if (value := _gradient_of(node, by_name)) is not None}
+    printer.gradient_of = {node: value for node, value in values.items() if node not in claimed_first}
+    with_gradient = set(values.values())
     parameters, statements, returned = [], [], "None"
     for node in nodes:
         if node.op == "placeholder":
@@ -161,7 +203,7 @@ def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list
             returned = printer.render(node.args[0])[0]
         else:
             expression = printer.expression(node)
-            if _nests(node, expression[0]):
+            if node not in with_gradient and _nests(node, expression[0]):
                 printer.nested[node] = expression
             else:
                 printer.name_statement(node)
@@ -169,10 +211,86 @@ def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list
     return parameters, statements, returned
 
 
-def _accumulated_variables(nodes: list[fx.Node]) -> dict[fx.Node, fx.Node]:
-    """A gradient summed in steps (`g = g + c`, each partial read by the next step alone) is
-    printed as one variable: for each step, the node whose name it takes (the incoming gradient
-    it starts from, else the finished sum)."""
+# ---------------------------------------------------------------------------------------------
+# Comments ending a statement: its shape, a gradient summed over several uses, the constants
+# the derivation wrote (`0.3989422804014327 = 1/√(2π)`) and the defaults the user never wrote.
+
+# Comments start in this column, or two spaces after a longer statement.
+_COMMENT_COLUMN = 40
+
+
+def _annotated(parameter: str, shape: str | None) -> str:
+    return parameter if shape is None else f'{parameter}: "{shape}"'
+
+
+def _commented(text: str, notes: list[str]) -> str:
+    """`x = q @ k.mT                            # S×S`"""
+    return f"{text.ljust(_COMMENT_COLUMN - 2)}  # {'; '.join(notes)}" if notes else text
+
+
+def _uses_summed(nodes: list[fx.Node], printer: "_Printer") -> dict[fx.Node, str]:
+    """On the first step of a gradient summed in steps: `a is used twice: its gradients add up`,
+    so that `grad_a = grad_a + ...` does not read as an incoming gradient overwritten."""
+    first = _summed_in_steps(nodes)
+    steps: dict[fx.Node, list[fx.Node]] = {}
+    for step, start in first.items():
+        steps.setdefault(start, []).append(step)
+    by_name = {node.name: node for node in nodes}
+    notes = {}
+    for start, chain in steps.items():
+        value = _gradient_of(start, by_name)
+        name = printer.names.get(value) or start.meta[GRADIENT_OF].name
+        times = {2: "twice", 3: "three times"}.get(len(chain) + 1, f"{len(chain) + 1} times")
+        notes[chain[0]] = f"{name} is used {times}: its gradients add up"
+    return notes
+
+
+# Constants the rules write, by value, and what they are.
+_CONSTANTS = {
+    1 / math.sqrt(2 * math.pi): "1/√(2π)", math.sqrt(2 / math.pi): "√(2/π)", 1 / math.sqrt(2): "1/√2",
+    math.sqrt(2): "√2", 2 / math.sqrt(math.pi): "2/√π", math.pi: "π", math.log(2): "ln 2", math.e: "e",
+    0.044715: "the tanh GELU's cubic coefficient", 3 * 0.044715: "3 × 0.044715",
+    1.0507009873554805: "SELU's scale", 1.6732632423543772: "SELU's α",
+    1.0507009873554805 * 1.6732632423543772: "SELU's scale × α",
+    torch.finfo(torch.float64).eps: "float64's machine epsilon", torch.finfo(torch.float32).eps: "float32's machine epsilon",
+}
+_FLOAT = re.compile(r"(?<![\w.])(\d+\.\d+(?:e[-+]?\d+)?|\d+e[-+]?\d+)")
+
+
+def _constants(text: str) -> list[str]:
+    """What each long constant in a statement is: a known one, or a fraction (`0.1111111111111111 = 1/9`)."""
+    notes = []
+    for literal in dict.fromkeys(_FLOAT.findall(text)):
+        value = float(literal)
+        known = _CONSTANTS.get(value)
+        if known is None and len(literal.rstrip("0")) > 10:
+            fraction = Fraction(value).limit_denominator(1000)
+            known = f"{fraction}" if float(fraction) == value and fraction.denominator > 1 else None
+        if known is not None:
+            notes.append(f"{literal} = {known}")
+    return notes
+
+
+# Defaults torch fills in, which a statement may show though the user's line never wrote them:
+# (the literal as printed, the argument that sets it, what it is).
+_DEFAULTS = [
+    ("-100", "ignore_index", "-100 is the default ignore_index: a target equal to it counts for nothing"),
+    ("1e-05", "eps", "1e-05 is the default eps"),
+]
+
+
+def _defaults(node: fx.Node, text: str) -> list[str]:
+    frame = last_frame(node.meta.get(DERIVED_FROM, node))
+    written = frame.code if frame is not None else ""
+    numbers = {float(n) for n in re.findall(r"\d+(?:\.\d*)?(?:e[-+]?\d+)?", written)}
+    return [note for literal, argument, note in _DEFAULTS
+            if re.search(rf"(?<![\w.]){re.escape(literal)}(?![\w.])", text)
+            and argument not in written and abs(float(literal)) not in numbers]
+
+
+def _summed_in_steps(nodes: list[fx.Node]) -> dict[fx.Node, fx.Node]:
+    """A gradient summed in steps (`g = g + c`, each partial read by the next step alone): each
+    step, and the partial the sum starts from (an incoming gradient, or a first contribution)."""
     first: dict[fx.Node, fx.Node] = {}
     for node in nodes:
         previous = node.args[0] if node.target is operator.add and node.args else None
@@ -180,11 +298,76 @@ def _accumulated_variables(nodes: list[fx.Node]) -> dict[fx.Node, fx.Node]:
                 and previous.meta.get(GRADIENT_OF) is not None
                 and previous.meta.get(GRADIENT_OF) is node.meta.get(GRADIENT_OF)):
             first[node] = first.get(previous, previous)
+    return first
+
+
+def _accumulated_variables(nodes: list[fx.Node]) -> dict[fx.Node, fx.Node]:
+    """A gradient summed in steps is printed as one variable: for each step, the node whose name
+    it takes (the incoming gradient it starts from, else the finished sum)."""
+    first = _summed_in_steps(nodes)
     finished = {start: node for node, start in first.items()}  # the last step of each chain wins
     named_after = {}
     for node, start in first.items():
         named_after[node] = named_after[start] = start if start.op == "placeholder" else finished[start]
     return named_after
+
+
+def _display_names(nodes: list[fx.Node]) -> dict[fx.Node, str]:
+    """The name each node is printed under (made unique as the statements claim them, after the
+    inputs', the parameters' and the returned gradients'): an input's as the user spells it
+    (`input`, which fx calls `input_1`), a parameter's path (`layer0_weight` for
+    `getattr(self, '0').weight`), a gradient's `grad_<the name its value is printed under>`
+    (`grad_mu`, where the graph's namespace, which never frees a name, has `grad_mu_1`)."""
+    by_name = {node.name: node for node in nodes}
+    returned = _returned(nodes)
+    names: dict[fx.Node, str] = {}
+
+    def name_of(node: fx.Node) -> str:
+        if node not in names:
+            names[node] = _display_name(node, node in returned, _gradient_of(node, by_name), name_of)
+        return names[node]
+
+    return {node: name_of(node) for node in nodes if node.op != "output"}
+
+
+def _returned(nodes: list[fx.Node]) -> set[fx.Node]:
+    output = next((node for node in nodes if node.op == "output"), None)
+    return {arg for arg in (output.args[0] if output is not None else ()) if isinstance(arg, fx.Node)}
+
+
+def _gradient_of(node: fx.Node, by_name: dict[str, fx.Node]) -> fx.Node | None:
+    """The value `node` is the gradient of, where it is among the nodes printed (a copied or
+    pickled graph's meta holds a `Recorded` stand-in of it, of the same name)."""
+    value = node.meta.get(GRADIENT_OF)
+    return by_name.get(value.name) if value is not None else None
+
+
+def _display_name(node: fx.Node, returned: bool, value: fx.Node | None, name_of: Callable[[fx.Node], str]) -> str:
+    if node.op == "placeholder":
+        return node.meta.get(ARGUMENT_NAME, node.name)
+    if node.op == "get_attr":
+        return _attribute_name(node.target)
+    if value is not None and not returned:  # a returned gradient has the name asked for (`name_gradients`)
+        return f"grad_{name_of(value)}"
+    if node.target is getattr and not node.meta.get(USER_NAMED):  # numbered as printed: `transposed_1`
+        return re.sub(r"_\d+$", "", node.name)
+    return node.name
+
+
+# Builtins the printer writes itself (`float('inf')`, `getattr(self, '0')`): no value may shadow them.
+_PRINTED_BUILTINS = {"float", "getattr"}
+
+
+def _reserve(namespace: _Namespace, name: str, node: fx.Node) -> None:
+    """Claim `name` for `node` (made unique). fx's namespace refuses builtins' names, which it
+    would then call `input_1`; an input the user called `input` keeps its name, since the code
+    calls no builtin but those it prints itself."""
+    if (node.op == "placeholder" and name in vars(builtins) and name not in _PRINTED_BUILTINS
+            and not keyword.iskeyword(name) and name not in namespace._used_names):
+        namespace._used_names.add(name)
+        namespace._obj_to_name[node] = name
+    else:
+        namespace.create_name(name, node)
 
 
 def _nests(node: fx.Node, text: str) -> bool:
@@ -214,12 +397,16 @@ class _Printer:
         self.nested: dict[fx.Node, tuple[str, int]] = {}
         self.globals: dict[str, Any] = {}
         self.variables: dict[fx.Node, fx.Node] = {}  # see _accumulated_variables
+        self.wanted: dict[fx.Node, str] = {}  # see _display_names
+        self.gradient_of: dict[fx.Node, fx.Node] = {}  # a gradient statement's value, named as printed
 
     def name_statement(self, node: fx.Node) -> None:
         """The variable a statement assigns: its own name, or that of the gradient it is a step
         of summing (`grad_a = grad_a + ...`)."""
         named_after = self.variables.get(node, node)
-        self.names[node] = self.namespace.create_name(named_after.name, named_after)
+        value = self.gradient_of.get(named_after)
+        wanted = f"grad_{self.names[value]}" if value in self.names else self.wanted.get(named_after, named_after.name)
+        self.names[node] = self.namespace.create_name(wanted, named_after)
 
     def torch_name(self, name: str) -> str:
         """`torch.nn.functional.silu` as the code writes it, `torch` bound in its globals."""

@@ -26,6 +26,7 @@ USER_NAMED = "fxgrad_user_named"  # a forward value named by the user's source (
 DERIVED_FROM = "fxgrad_derived_from"  # on a backward node: the forward node whose rule made it
 GRADIENT_OF = "fxgrad_gradient_of"  # on a gradient: the forward value it is a gradient of
 BROADCAST_SUM = "fxgrad_broadcast_sum"  # on a sum `shapes.fit_to` made: the dims of the gradient it sums
+ARGUMENT_NAME = "fxgrad_argument_name"  # on a placeholder: its name as asked for (fx's is `input_1` for `input`)
 
 
 class EvaluationError(Exception):
@@ -93,6 +94,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         proxy = self.create_proxy("placeholder", name, (), {}, name=name)
         proxy.node.target = proxy.node.name  # fx writes the argument from the target: keep them unique
         proxy.node.meta["val"] = val
+        if val is not None:  # (an incoming gradient's placeholder is named once the outputs are)
+            proxy.node.meta[ARGUMENT_NAME] = name
         return proxy
 
 

@@ -17,7 +17,9 @@ def test_readme_quick_start_prints_what_the_readme_shows(tmp_path):
     program, printed = re.findall(r"```python\n(.*?)```", quick_start, re.DOTALL)[:2]
     script = tmp_path / "quickstart.py"
     script.write_text(program)
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    # this checkout's fxgrad, not whichever one is installed
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.stdout.strip() == printed.strip()
 
 

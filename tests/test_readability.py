@@ -118,14 +118,15 @@ def test_two_statements_on_one_line_name_nothing_wrongly():
 def test_multi_line_statement_is_named_and_quoted_whole():
     x, w = torch.randn(2, 3), torch.randn(3, 4)
     code = fxgrad.derive(styles().multi_line_statement, (x, w)).code
-    assert "y = torch.tanh(x @ w)" in code
+    # `x @ w` has a gradient of its own, `grad_matmul`: so it is printed, as `matmul`
+    assert "matmul = x @ w" in code and "y = torch.tanh(matmul)" in code and "grad_matmul = " in code
     assert "# from multi_line_statement line" in code and ": y = torch.tanh( x @ w )" in code
 
 
 def test_a_name_assigned_twice_names_both_values():
     x, w1, w2 = torch.randn(2, 3), torch.randn(3, 3), torch.randn(3, 3)
     code = fxgrad.derive(styles().repeated_statement, (x, w1, w2)).code
-    assert "h = torch.tanh(x @ w1)" in code and "h_1 = torch.tanh(h @ w2)" in code
+    assert "h = torch.tanh(matmul)" in code and "h_1 = torch.tanh(matmul_1)" in code
 
 
 def test_a_lambda_takes_no_name_from_the_line_that_calls_derive():
@@ -181,3 +182,114 @@ def test_names_follow_the_source_as_it_is_now(tmp_path, monkeypatch):
     importlib.reload(edited)
     code = fxgrad.derive(edited.f, (torch.randn(3),)).code
     assert "weights = torch.exp(x)" in code and "tanh" not in code
+
+
+# Names a learner can follow: no fx-internal names, every `grad_<name>` naming a printed value,
+# an accumulation said, the constants and defaults the derivation wrote explained.
+
+
+def _assigned(code):
+    return dict(line.strip().split(" = ", 1) for line in code.splitlines()
+                if " = " in line and not line.strip().startswith("#"))
+
+
+def _parameters(code):
+    signature = code[code.index("def forward(self, ") + len("def forward(self, "):code.index("):")]
+    return {part.split(":")[0].strip() for part in signature.split(",")}
+
+
+def _gradients_name_printed_values(code):
+    """Each `grad_<name>` assigned names a value the code prints (an input, a statement), but the
+    returned ones, named for the inputs and parameters."""
+    printed = set(_assigned(code)) | _parameters(code)
+    returned = code[code.rindex("return ("):]
+    return [name for name in _assigned(code)
+            if name.startswith("grad_") and name[5:] not in printed and name not in returned]
+
+
+def test_a_sequential_prints_the_users_names_not_fx_internal_ones():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    bwd = fxgrad.derive(model, (x,))
+    code = bwd.code
+    assert "def forward(self, input, grad_out):" in code and "input_1" not in code
+    assert "layer0_weight = getattr(self, '0').weight" in code and "grad_layer0_weight = " in code
+    assert code.count("getattr(self,") == 3 and not _gradients_name_printed_values(code)  # read once each
+    assert bwd.grad_names == ["grad_input", "grad_0.weight", "grad_0.bias", "grad_2.weight", "grad_2.bias"]
+    grad_out = torch.randn(3, 2, dtype=torch.float64)
+    model(x).backward(grad_out)
+    for derived, parameter in zip(bwd(x, grad_out)[1:], model.parameters()):
+        torch.testing.assert_close(derived, parameter.grad)
+
+
+def test_fx_attribute_reads_are_named_for_what_they_are():
+    def f(Q, K, X):
+        return (X @ Q) @ (X @ K).mT
+
+    inputs = tuple(torch.randn(*shape, dtype=torch.float64) for shape in ((3, 3), (3, 3), (2, 4, 3)))
+    code = fxgrad.derive(f, inputs).code
+    assert "getattr_" not in code and "grad_transposed = " in code and "transposed = X.flatten(0, -2).mT" in code
+    assert_matches_autograd(f, fxgrad.derive(f, inputs), inputs)
+
+
+@pytest.mark.parametrize("name", ["masked_softmax_attention", "attn", "silu_mlp"])
+def test_every_gradient_of_the_seed_examples_names_a_printed_value(name):
+    assert not _gradients_name_printed_values(derive_example(name).code)
+
+
+def test_a_hand_written_layer_norm_names_its_mean_s_gradient_after_the_mean():
+    def layer_norm(x):
+        mu = x.mean(-1, keepdim=True)
+        var = ((x - mu) ** 2).mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + 1e-5)
+
+    x = torch.randn(3, 5, dtype=torch.float64)
+    code = fxgrad.derive(layer_norm, (x,)).code
+    assert "grad_mu = " in code and "grad_mu = grad_mu + " in code and "grad_mu_1" not in code
+    assert_matches_autograd(layer_norm, fxgrad.derive(layer_norm, (x,)), (x,))
+
+
+def test_a_gradient_summed_over_several_uses_says_so():
+    code = derive_example("attn").code
+    assert "grad_a = grad_a + grad_o @ v.mT         # a is used twice: its gradients add up" in code
+
+    def thrice(x):
+        return torch.tanh(x) + torch.sin(x) * torch.cos(x)
+
+    code = fxgrad.derive(thrice, (torch.randn(3, dtype=torch.float64),)).code
+    assert "# x is used three times: its gradients add up" in code
+
+
+@pytest.mark.parametrize("fn, note", [
+    (lambda x: F.gelu(x), "0.3989422804014327 = 1/√(2π)"),
+    (lambda x: F.gelu(x, approximate="tanh"), "0.7978845608028654 = √(2/π)"),
+    (lambda x: F.gelu(x, approximate="tanh"), "0.134145 = 3 × 0.044715"),
+    (lambda x: F.selu(x), "1.0507009873554805 = SELU's scale"),
+    (lambda x: F.smooth_l1_loss(x, torch.zeros(5, dtype=torch.float64), beta=1 / 9), "0.1111111111111111 = 1/9"),
+])
+def test_constants_the_derivation_writes_are_explained(fn, note):
+    x = torch.randn(5, dtype=torch.float64)
+    bwd = fxgrad.derive(fn, (x,))
+    assert f"  # {note}" in bwd.code or f"; {note}" in bwd.code, bwd.code  # a comment ending the statement
+    assert_matches_autograd(fn, bwd, (x,))
+
+
+def test_defaults_the_user_never_wrote_are_explained():
+    logits, target = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 2, 1, 0])
+    code = fxgrad.derive(lambda logits, target: F.cross_entropy(logits, target, label_smoothing=0.1),
+                         (logits, target)).code
+    assert "!= -100" in code and "# -100 is the default ignore_index" in code
+    code = fxgrad.derive(lambda logits, target: F.cross_entropy(logits, target, ignore_index=-100),
+                         (logits, target)).code
+    assert "default ignore_index" not in code  # written by the user
+
+    def by_default(x):
+        return F.layer_norm(x, (3,))
+
+    def written(x):
+        return F.layer_norm(x, (3,), eps=1e-5)
+
+    x = torch.randn(4, 3, dtype=torch.float64)
+    assert "1e-05 is the default eps" in fxgrad.derive(by_default, (x,)).code
+    assert "default eps" not in fxgrad.derive(written, (x,)).code
