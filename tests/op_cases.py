@@ -709,15 +709,15 @@ CASES = [
     case("torch.cholesky", lambda a: torch.cholesky(a.mT @ a), (5, 3)),
     case("Tensor.cholesky upper", lambda a: (a.mT @ a).cholesky(True), (5, 3)),
     case("torch.linalg.solve_triangular", lambda a, b: torch.linalg.solve_triangular(
-        a.triu() + 3 * torch.eye(3, dtype=a.dtype), b, upper=True), (2, 3, 3), (2, 3, 4)),
+        a.triu() + 3 * torch.eye(a.shape[-1], dtype=a.dtype), b, upper=True), (2, 3, 3), (2, 3, 4)),
     case("torch.linalg.solve_triangular lower right", lambda a, b: torch.linalg.solve_triangular(
-        a + 3 * torch.eye(3, dtype=a.dtype), b, upper=False, left=False), (3, 3), (2, 3)),
+        a + 3 * torch.eye(a.shape[-1], dtype=a.dtype), b, upper=False, left=False), (3, 3), (2, 3)),
     case("torch.linalg.solve_triangular unitriangular", lambda a, b: torch.linalg.solve_triangular(
         a, b, upper=True, unitriangular=True), (3, 3), (3, 2)),
     case("torch.triangular_solve", lambda b, a: torch.triangular_solve(
-        b, a.tril() + 3 * torch.eye(3, dtype=a.dtype), upper=False)[0], (3, 2), (3, 3)),
+        b, a.tril() + 3 * torch.eye(a.shape[-1], dtype=a.dtype), upper=False)[0], (3, 2), (3, 3)),
     case("Tensor.triangular_solve transpose", lambda b, a: b.triangular_solve(
-        a + 3 * torch.eye(3, dtype=a.dtype), transpose=True, unitriangular=False), (2, 3, 2), (3, 3)),
+        a + 3 * torch.eye(a.shape[-1], dtype=a.dtype), transpose=True, unitriangular=False), (2, 3, 2), (3, 3)),
     case("torch.linalg.eigh", lambda a: (lambda eigh: (eigh[0], eigh[1] * eigh[1]))(torch.linalg.eigh(a + a.mT)),
          (2, 3, 3)),
     case("torch.linalg.eigh eigenvalues UPLO", lambda a: torch.linalg.eigh(a + a.mT, UPLO="U")[0], (4, 4)),
@@ -737,6 +737,11 @@ CASES = [
     case("torch.linalg.qr", torch.linalg.qr, (2, 4, 3)),
     case("torch.linalg.qr square R", lambda a: torch.linalg.qr(a, mode="complete")[1], (3, 3)),
     case("torch.linalg.qr Q", lambda a: torch.linalg.qr(a)[0], (5, 2)),
+    case("torch.linalg.qr wide", torch.linalg.qr, (2, 3, 5)),
+    case("torch.linalg.qr wide R", lambda a: torch.linalg.qr(a)[1], (2, 4)),
+    # (U's columns past the singular values are any basis of the rest: their gradient is torch's 0)
+    case("torch.linalg.svd full_matrices", lambda a: (lambda svd: (svd[0][..., :3] ** 2, svd[1], svd[2] ** 2))(
+        torch.linalg.svd(a)), (4, 3), literal_sizes=True),
     # ops with no lowering of their own, through torch's decompositions of them
     decomposed("F.mish", F.mish, (2, 3)),
     decomposed("F.logsigmoid", F.logsigmoid, (2, 3)),

@@ -177,14 +177,10 @@ def _eigh_aten(input, UPLO="L", compute_v=True):
     return eigh if compute_v else (emit(item, eigh, 0), None)
 
 
-def _square(input) -> bool:
-    return value(input).shape[-2] == value(input).shape[-1]
-
-
 @lowers(torch.linalg.svd, aten.linalg_svd)
 def _svd(input, full_matrices=True, *, driver=None):
     # (the driver picks a LAPACK routine on CUDA; the values are the same)
-    return emit(torch.linalg.svd, input, full_matrices and not _square(input))
+    return emit(torch.linalg.svd, input, full_matrices and value(input).shape[-2] != value(input).shape[-1])
 
 
 @lowers(torch.linalg.svdvals, aten.linalg_svdvals)
@@ -219,7 +215,7 @@ def _pinv_aten(input, *args, **kwargs):
 @lowers(torch.linalg.qr, aten.linalg_qr)
 def _qr(input, mode="reduced"):
     m, n = value(input).shape[-2:]
-    if mode == "r" or (mode == "complete" and m > n):  # (complete with m ≤ n is the reduced one)
+    if mode == "r" or (mode == "complete" and m > n):  # (torch does not differentiate them)  # (complete with m ≤ n is the reduced one)
         unsupported_argument(f"linalg.qr(mode={mode!r}) (only 'reduced', whose derivative torch defines)")
     return emit(torch.linalg.qr, input)
 

@@ -6,7 +6,6 @@ real matrices.
 
 import torch
 
-from ..errors import UnsupportedArgumentError
 from ..graph import value
 from . import rule
 
@@ -117,13 +116,13 @@ def svd(g, input, full_matrices, *, out):
     # U S⁻¹ ∂Vᵀ (I - VVᵀ) for a wide one (torch's svd_backward)
     g_U, g_S, g_Vh = g
     U, S, Vh = out[0], out[1], out[2]
+    if full_matrices:  # as torch: the reduced SVD's gradient, of the vectors that pair with singular values
+        k = S.size(-1)
+        U, Vh = U[..., :k], Vh[..., :k, :]
+        g_U = None if g_U is None else g_U[..., :k]
+        g_Vh = None if g_Vh is None else g_Vh[..., :k, :]
     if g_U is None and g_Vh is None:
-        return (U[..., :S.size(-1)] * g_S.unsqueeze(-2)) @ Vh[..., :S.size(-1), :]
-    if full_matrices:
-        raise UnsupportedArgumentError("the gradient of linalg.svd's U or Vh with full_matrices=True and a "
-                                       "non-square matrix is not supported (torch's is that of the reduced "
-                                       "SVD: pass full_matrices=False)")
-    m, n = value(input).shape[-2:]
+        return (U * g_S.unsqueeze(-2)) @ Vh
     S2 = S * S
     gaps = S2.unsqueeze(-2) - S2.unsqueeze(-1) + _identity_for(S)
     inner = 0.0
@@ -135,13 +134,16 @@ def svd(g, input, full_matrices, *, out):
         inner = inner + S.unsqueeze(-1) * (VgV - VgV.mT) / gaps
     if g_S is not None:
         inner = inner + torch.diag_embed(g_S)
-    if m > n and g_U is not None:
+    grad = U @ inner @ Vh
+    # (what U and V leave out: nothing for a square A, up to rounding, and one of them for any A,
+    # which need not keep its shape's kind at other sizes)
+    if g_U is not None:
         g_U_scaled = g_U / S.unsqueeze(-2)
-        return (U @ inner + g_U_scaled - U @ (U.mT @ g_U_scaled)) @ Vh
-    if m < n and g_Vh is not None:
+        grad = grad + (g_U_scaled - U @ (U.mT @ g_U_scaled)) @ Vh
+    if g_Vh is not None:
         g_Vh_scaled = g_Vh / S.unsqueeze(-1)
-        return U @ (inner @ Vh + g_Vh_scaled - (g_Vh_scaled @ Vh.mT) @ Vh)
-    return U @ inner @ Vh
+        grad = grad + U @ (g_Vh_scaled - (g_Vh_scaled @ Vh.mT) @ Vh)
+    return grad
 
 
 @rule(torch.linalg.pinv)
@@ -161,14 +163,24 @@ def pinv(g, input, atol, rtol, hermitian, *, out):
 
 @rule(torch.linalg.qr)
 def qr(g, input, *, out):
-    # A = QR (reduced, m ≥ n): ∂A = [∂Q + Q copyltu(M)] R⁻ᵀ with M = R ∂Rᵀ - ∂Qᵀ Q and copyltu(M)
-    # the symmetric matrix of its lower triangle (torch's linalg_qr_backward)
+    # A = QR (reduced). For m ≥ n: ∂A = [∂Q + Q copyltu(M)] R⁻ᵀ with M = R ∂Rᵀ - ∂Qᵀ Q, copyltu(M)
+    # the symmetric matrix of its lower triangle (torch's linalg_qr_backward). For m < n,
+    # A = [X | Y] with X square: X = Q U is that case, and Y = Q V adds Y ∂Vᵀ to ∂Q, ∂Y = Q ∂V.
     g_Q, g_R = g
     Q, R = out[0], out[1]
     m, n = value(input).shape[-2:]
-    if m < n:
-        raise UnsupportedArgumentError(f"the gradient of linalg.qr of a wide matrix ({m}×{n}, fewer rows than "
-                                       "columns) is not supported")
+    if m >= n:
+        return _qr_tall(g_Q, g_R, Q, R)
+    k = Q.size(-1)  # (m, read at run time)
+    g_U, g_V = (None, None) if g_R is None else (g_R[..., :k], g_R[..., k:])
+    if g_V is not None:
+        from_Y = input[..., k:] @ g_V.mT
+        g_Q = from_Y if g_Q is None else g_Q + from_Y
+    grad_X = _qr_tall(g_Q, g_U, Q, R[..., :k])
+    return grad_X if g_V is None else torch.cat((grad_X, Q @ g_V), -1)
+
+
+def _qr_tall(g_Q, g_R, Q, R):
     if g_R is None:
         Mt = -(Q.mT @ g_Q)
     else:
