@@ -1,6 +1,8 @@
 """Matrix functions: powers, the inverse, determinants, solves, and the factorisations (Cholesky,
 symmetric eigendecomposition, SVD, QR, the pseudo-inverse), each one canonical op acting on the
-last two dims (a batch of matrices before them), with a closed-form backward (`rules/matrices.py`).
+last two dims (a batch of matrices before them), with a closed-form backward (`rules/matrices.py`);
+and the matrix norms, trace, diagonal matrices and the products of linear algebra (Kronecker,
+cross, outer, tensordot), whose torch decompositions write the example sizes into the graph.
 
 torch checks the values of some of these (a singular matrix in `inv` or `solve`, one not
 positive-definite in `cholesky`) and raises `torch.linalg.LinAlgError`; the canonical ops are
@@ -9,10 +11,14 @@ return an `info` beside the value, which make_fx then checks (`aten._linalg_chec
 their lowerings give the checking op, whose value needs no check.
 """
 
+import math
+import string
+
 import torch
 
 from ..graph import value
 from .pieces import item
+from .reduction import vector_norm
 from .registry import aten, call, define, emit, is_constant, lowers, static_dim, unsupported_argument
 
 
@@ -48,6 +54,11 @@ define({
     torch.linalg.pinv: _write_options(torch.linalg.pinv, {"atol": None, "rtol": None, "hermitian": False}),
     # (Q, R), reduced
     torch.linalg.qr: lambda input: torch.linalg.qr(input),
+    torch.trace: lambda input: torch.trace(input),
+    torch.diag_embed: _write_options(torch.diag_embed, {"offset": 0, "dim1": -2, "dim2": -1}),
+    # both of one rank (torch pads the smaller one's shape with leading 1s)
+    torch.kron: lambda input, other: torch.kron(input, other),
+    torch.linalg.cross: _write_options(torch.linalg.cross, {"dim": -1}),
 })
 
 
@@ -219,3 +230,123 @@ def _qr(input, mode="reduced"):
         unsupported_argument(f"linalg.qr(mode={mode!r}) (only 'reduced', whose derivative torch defines)")
     return emit(torch.linalg.qr, input)
 
+
+
+@lowers(torch.trace, "Tensor.trace", aten.trace)
+def _trace(input):
+    return emit(torch.trace, input)
+
+
+@lowers(torch.diag_embed, "Tensor.diag_embed", aten.diag_embed)
+def _diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    ndim = value(input).ndim + 1
+    dim1, dim2 = static_dim(dim1), static_dim(dim2)
+    # dims counted from the end where the default's are, so that `-2, -1` is written as the default
+    return emit(torch.diag_embed, input, static_dim(offset), dim1 % ndim - ndim, dim2 % ndim - ndim)
+
+
+@lowers(torch.diag, "Tensor.diag", aten.diag)
+def _diag(input, diagonal=0):
+    if value(input).ndim != 1:  # the diagonal of a matrix: a view, lowered where views are
+        return NotImplemented
+    return emit(torch.diag_embed, input, static_dim(diagonal), -2, -1)
+
+
+@lowers(torch.kron, "Tensor.kron", aten.kron)
+def _kron(input, other):
+    while value(input).ndim < value(other).ndim:
+        input = emit(torch.unsqueeze, input, 0)
+    while value(other).ndim < value(input).ndim:
+        other = emit(torch.unsqueeze, other, 0)
+    return emit(torch.kron, input, other)
+
+
+@lowers(torch.linalg.cross, aten.linalg_cross)
+def _linalg_cross(input, other, *, dim=-1):
+    ndim = max(value(input).ndim, value(other).ndim)
+    return emit(torch.linalg.cross, input, other, static_dim(dim) % ndim - ndim)
+
+
+@lowers(torch.cross, "Tensor.cross", aten.cross)
+def _cross(input, other, dim=None):
+    if dim is None:  # torch's default: the first dim of size 3
+        shape = torch.broadcast_shapes(value(input).shape, value(other).shape)
+        dim = next(d for d, size in enumerate(shape) if size == 3)
+    return _linalg_cross(input, other, dim=dim)
+
+
+@lowers(torch.outer, "Tensor.outer", torch.ger, "Tensor.ger", aten.outer, aten.ger)
+def _outer(input, vec2):
+    return emit(torch.mul, emit(torch.unsqueeze, input, -1), vec2)
+
+
+@lowers(aten.tensordot)
+def _tensordot_aten(a, b, dims_self, dims_other):
+    return _tensordot(a, b, (dims_self, dims_other))
+
+
+@lowers(torch.tensordot)
+def _tensordot(a, b, dims=2, out=None):
+    # as an einsum: the contracted dims share labels, the others are the result's, in order
+    dims = static_dim(dims)
+    a_ndim, b_ndim = value(a).ndim, value(b).ndim
+    if isinstance(dims, int):
+        dims = (tuple(range(a_ndim - dims, a_ndim)), tuple(range(dims)))
+    a_dims, b_dims = ([d % n for d in (ds if isinstance(ds, (tuple, list)) else (ds,))]
+                      for ds, n in zip(dims, (a_ndim, b_ndim)))
+    letters = iter(string.ascii_letters)
+    a_labels = [next(letters) for _ in range(a_ndim)]
+    b_labels = [next(letters) for _ in range(b_ndim)]
+    for a_dim, b_dim in zip(a_dims, b_dims):
+        b_labels[b_dim] = a_labels[a_dim]
+    out_labels = ([label for d, label in enumerate(a_labels) if d not in a_dims]
+                  + [label for d, label in enumerate(b_labels) if d not in b_dims])
+    return emit(torch.einsum, f"{''.join(a_labels)},{''.join(b_labels)}->{''.join(out_labels)}", a, b)
+
+
+def matrix_norm(input, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
+    """The matrix norms: Frobenius (the 2-norm of the elements), nuclear and spectral (the sum
+    and the largest of the singular values), and the largest (or smallest) column (1) or row (∞)
+    sum of absolute values."""
+    if dtype is not None:
+        unsupported_argument("matrix_norm(dtype=...)")
+    ndim = value(input).ndim
+    rows, columns = (static_dim(d) % ndim for d in dim)
+    if ord == "fro":
+        return vector_norm(input, 2, (rows, columns), keepdim)
+    if ord in ("nuc", 2, -2):
+        if (rows, columns) != (ndim - 2, ndim - 1):  # the matrices' dims last, as svdvals takes them
+            input = emit(torch.permute, input, (*(d for d in range(ndim) if d not in (rows, columns)), rows, columns))
+        singular_values = emit(torch.linalg.svdvals, input)
+        norm = (emit(torch.sum, singular_values, -1, False) if ord == "nuc"
+                else emit(torch.amax if ord == 2 else torch.amin, singular_values, -1, False))
+        for d in sorted((rows, columns)) if keepdim else ():
+            norm = emit(torch.unsqueeze, norm, d)
+        return norm
+    if ord not in (1, -1, math.inf, -math.inf):
+        unsupported_argument(f"matrix_norm(ord={ord!r})")
+    summed, extreme = (rows, columns) if ord in (1, -1) else (columns, rows)  # column sums for 1, rows for ∞
+    sums = emit(torch.sum, emit(torch.abs, input), summed, True)
+    norm = emit(torch.amax if ord > 0 else torch.amin, sums, extreme, True)
+    return norm if keepdim else emit(torch.squeeze, norm, tuple(sorted((rows, columns))))
+
+
+lowers(torch.linalg.matrix_norm, aten.linalg_matrix_norm)(matrix_norm)
+
+
+@lowers(torch.linalg.norm, aten.linalg_norm)
+def _linalg_norm(input, ord=None, dim=None, keepdim=False, *, dtype=None):
+    # a matrix norm for a string ord, or a number with two dims (given, or a matrix's); else a vector norm
+    dims = static_dim(dim)
+    if isinstance(ord, str) or (ord is not None and (len(dims) == 2 if isinstance(dims, tuple)
+                                                     else dims is None and value(input).ndim == 2)):
+        return matrix_norm(input, ord, (-2, -1) if dims is None else dims, keepdim, dtype=dtype)
+    return vector_norm(input, 2 if ord is None else ord, dims, keepdim, dtype=dtype)
+
+
+@lowers(torch.norm, "Tensor.norm")
+def _norm(input, p="fro", dim=None, keepdim=False, dtype=None, *, out=None):
+    # torch.norm: "fro" (and None) the 2-norm over `dim`, "nuc" the nuclear norm of matrices
+    if p == "nuc":
+        return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+    return vector_norm(input, 2 if p in ("fro", None) else p, dim, keepdim, dtype=dtype)

@@ -4,6 +4,8 @@ a batch before them; the formulas are those of torch's autograd (`FunctionsManua
 real matrices.
 """
 
+import string
+
 import torch
 
 from ..graph import value
@@ -189,3 +191,32 @@ def _qr_tall(g_Q, g_R, Q, R):
     if g_Q is not None:
         grad = grad + g_Q
     return torch.linalg.solve_triangular(R.mT, grad, upper=False, left=False)
+
+
+@rule(torch.trace)
+def trace(g, input):
+    # d tr A = tr dA: ∂A = G I
+    return g * torch.eye(input.size(0), input.size(1), dtype=input.dtype, device=input.device)
+
+
+@rule(torch.diag_embed)
+def diag_embed(g, input, offset, dim1, dim2):
+    # the diagonal the input was written onto
+    return g.diagonal(offset, dim1, dim2)
+
+
+@rule(torch.kron)
+def kron(g, input, other):
+    # (A ⊗ B)[(i, j), (k, l)] = A[i, k] B[j, l], in every dim: G read with each dim split in two,
+    # (A's index, B's index), contracted with the other factor
+    ndim = value(input).ndim
+    split = g.reshape(*(size for d in range(ndim) for size in (input.size(d), other.size(d))))
+    a, b = string.ascii_lowercase[:ndim], string.ascii_uppercase[:ndim]
+    g_labels = "".join(i + j for i, j in zip(a, b))
+    return torch.einsum(f"{g_labels},{b}->{a}", split, other), torch.einsum(f"{g_labels},{a}->{b}", split, input)
+
+
+@rule(torch.linalg.cross)
+def cross(g, input, other, dim):
+    # ⟨G, dA × B⟩ = ⟨dA, B × G⟩ and ⟨G, A × dB⟩ = ⟨dB, G × A⟩
+    return torch.linalg.cross(other, g, dim=dim), torch.linalg.cross(g, input, dim=dim)
