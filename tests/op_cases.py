@@ -738,6 +738,14 @@ CASES = [
     case("torch.linalg.qr square R", lambda a: torch.linalg.qr(a, mode="complete")[1], (3, 3)),
     case("torch.linalg.qr Q", lambda a: torch.linalg.qr(a)[0], (5, 2)),
     case("torch.linalg.qr wide", torch.linalg.qr, (2, 3, 5)),
+    # the named results
+    case("eigenvalues eigenvectors", lambda a: (lambda eigh: (eigh.eigenvalues, eigh.eigenvectors ** 2))(
+        torch.linalg.eigh(a + a.mT)), (3, 3)),
+    case("U S Vh", lambda a: (lambda svd: (svd.U @ svd.Vh, svd.S))(torch.linalg.svd(a, full_matrices=False)), (4, 3)),
+    case("Q R", lambda a: (lambda qr: (qr.Q, qr.R))(torch.linalg.qr(a)), (4, 3)),
+    case("logabsdet", lambda a: torch.linalg.slogdet(a).logabsdet, (3, 3)),
+    case("solution cloned_coefficient", lambda b, a: (lambda solved: (solved.solution, solved.cloned_coefficient))(
+        torch.triangular_solve(b, a + 3 * torch.eye(a.shape[-1], dtype=a.dtype))), (3, 2), (3, 3)),
     case("torch.linalg.qr wide R", lambda a: torch.linalg.qr(a)[1], (2, 4)),
     # (U's columns past the singular values are any basis of the rest: their gradient is torch's 0)
     case("torch.linalg.svd full_matrices", lambda a: (lambda svd: (svd[0][..., :3] ** 2, svd[1], svd[2] ** 2))(

@@ -70,6 +70,22 @@ def _check_errors(info, api_name, *, is_matrix):
 lowers(aten._linalg_check_errors)(_check_errors)
 
 
+def _field(index: int):
+    """A named result of a factorisation (`torch.linalg.eigh(a).eigenvalues`): one of its values."""
+    def lowering(values):
+        if isinstance(values, tuple):  # a lowering's tuple (`triangular_solve`)
+            return values[index]
+        return emit(item, values, index) if isinstance(value(values), tuple) else NotImplemented
+
+    return lowering
+
+
+for index, fields in enumerate([("eigenvalues", "U", "Q", "solution"), ("eigenvectors", "S", "R", "logabsdet",
+                                                                        "cloned_coefficient"), ("Vh",)]):
+    for field in fields:
+        lowers(f"Tensor.{field}")(_field(index))
+
+
 @lowers(torch.linalg.matrix_power, torch.matrix_power, "Tensor.matrix_power", aten.linalg_matrix_power,
         aten.matrix_power)
 def _matrix_power(input, n):
