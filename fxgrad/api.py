@@ -317,6 +317,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
 
     # From here on only shapes and dtypes matter: drop the example values.
     drop_values(list(graph.nodes))
+    builder.shapes_only = True
     for grad, output in zip(grad_proxies, outputs):
         grad.node.meta["val"] = value(output)
         grad.node._rename(f"grad_{output.node.name}")

@@ -52,6 +52,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         self.state_updates: dict[fx.Node, fx.Proxy] = {}
         # why lowering wrote example sizes into the graph (a decomposition read them), if it did
         self.fixed_sizes: str | None = None
+        # whether the values are shapes only (`drop_values`), as they are once the backward is built
+        self.shapes_only = False
 
     def update_state(self, buffer: fx.Proxy, new: fx.Proxy) -> None:
         """Record `new` as the value of a buffer (its get_attr's Proxy, or its last new value)."""
@@ -75,7 +77,7 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         if kind != "placeholder":
             with torch._C._DisableAutocast():  # a traced graph holds autocast's casts: run as recorded
                 try:
-                    node.meta["val"] = evaluate(node, self.attributes)
+                    node.meta["val"] = evaluate(node, self.attributes, self.shapes_only)
                 except FxgradError:
                     raise
                 except Exception as error:
@@ -99,17 +101,27 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         return proxy
 
 
-def evaluate(node: fx.Node, attributes: dict[str, Any]) -> Any:
+def evaluate(node: fx.Node, attributes: dict[str, Any], shapes_only: bool = False) -> Any:
     """Run one node on the values its arguments hold in `meta["val"]`; refuses a nested or
-    sparse result, which no rule's formula describes."""
-    val = _run(node, attributes)
+    sparse result, which no rule's formula describes. On `shapes_only` values, a linear-algebra
+    op that refuses them (a zero-filled stand-in is a singular matrix: `torch.linalg.inv`,
+    `solve`, `cholesky` raise) is run on meta tensors of their shapes, its result zero-filled."""
+    try:
+        val = _run(node, attributes)
+    except torch.linalg.LinAlgError:
+        if not shapes_only:
+            raise
+        val = _run(node, attributes, on_meta=True)
+        val = map_aggregate(val, lambda t: torch.zeros(t.shape, dtype=t.dtype) if isinstance(t, torch.Tensor) else t)
     if not is_dense(val):
         raise UnsupportedArgumentError(f"a {_layout(val)} tensor as a value is not supported")
     return val
 
 
-def _run(node: fx.Node, attributes: dict[str, Any]) -> Any:
+def _run(node: fx.Node, attributes: dict[str, Any], on_meta: bool = False) -> Any:
     args, kwargs = map_aggregate((node.args, node.kwargs), value)
+    if on_meta:
+        args, kwargs = map_aggregate((args, kwargs), lambda a: a.to("meta") if isinstance(a, torch.Tensor) else a)
     if node.op == "call_function":
         return node.target(*args, **kwargs)
     if node.op == "call_method":

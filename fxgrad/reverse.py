@@ -16,7 +16,7 @@ from torch.fx.node import map_aggregate
 
 from .canon import op_name, supported_ops
 from .decompose import STUCK_ON
-from .errors import UnsupportedOpError, source_location
+from .errors import FxgradError, UnsupportedOpError, source_location
 from .graph import DERIVED_FROM, GRADIENT_OF, GraphBuilder, carries_gradient, nodes_after, value
 from .rules import NotDifferentiable, RULES, WANTS_OUT
 from .shapes import fit_to
@@ -63,7 +63,10 @@ def reverse(
         last_before = builder.graph._root.prev
         args = map_aggregate(node.meta["fxgrad_args"], lambda a: builder.proxy(a) if isinstance(a, fx.Node) else a)
         kwargs = {"out": builder.proxy(node)} if op in WANTS_OUT else {}
-        input_grads = RULES[op](grad, *args, **kwargs)
+        try:
+            input_grads = RULES[op](grad, *args, **kwargs)
+        except FxgradError as error:  # a rule refusing a use of its op it does not differentiate
+            raise type(error)(f"{error}, at {source_location(node)}") from None
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         for arg, input_grad in _pairs(node.meta["fxgrad_args"], input_grads):

@@ -380,7 +380,7 @@ def _apply_rewrites(graph: fx.Graph, builder: GraphBuilder, applied: list[str]) 
                 _replace(node, result)
                 if reshaped:
                     for user in sorted(set(reshaped), key=_position(graph)):
-                        user.meta["val"] = evaluate(user, builder.attributes)
+                        user.meta["val"] = evaluate(user, builder.attributes, builder.shapes_only)
                 if node.meta.get(USER_NAMED) and new_nodes and new_nodes[-1] is result:
                     result._rename(name)
                 applied.append(rewrite.math)

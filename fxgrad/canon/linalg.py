@@ -63,7 +63,16 @@ def _linear(input, weight, bias=None):
 
 @lowers(torch.addmm, "Tensor.addmm", aten.addmm)
 def _addmm(input, mat1, mat2, *, beta=1, alpha=1):
-    product = matmul(mat1, mat2)
+    return _add_product(input, matmul(mat1, mat2), beta, alpha)
+
+
+@lowers(torch.addbmm, "Tensor.addbmm", aten.addbmm)
+def _addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    return _add_product(input, emit(torch.sum, matmul(batch1, batch2), 0, False), beta, alpha)
+
+
+def _add_product(input, product, beta, alpha):
+    """beta·input + alpha·product, as addmm and addbmm compute it."""
     if alpha != 1:
         product = emit(torch.mul, product, alpha)
     if beta == 0:  # torch ignores the input then: its NaN and ∞ do not reach the result (nor its gradient)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from ..graph import value
 from ..shapes import last_dims
-from .reduction import reduction_dims
+from .reduction import reduction_dims, vector_norm
 from .registry import aten, call, define, emit, given, lowers, sizes, static_dim
 
 
@@ -169,3 +169,10 @@ def _native_batch_norm(input, weight, bias, running_mean, running_var, training,
         return out, None, None
     channels = (0, *range(2, value(input).ndim))
     return out, *_moments(input, channels, eps, keepdim=False)
+
+
+@lowers(F.normalize)
+def _normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    # x / max(‖x‖ₚ, eps) along dim, as torch writes it
+    norm = vector_norm(input, p, dim, True)
+    return emit(torch.div, input, emit(torch.clamp, norm, eps, None))

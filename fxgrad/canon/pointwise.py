@@ -245,3 +245,27 @@ lowers(torch.softmax, F.softmax, "Tensor.softmax")(_softmax_lowering(torch.softm
 lowers(torch.log_softmax, F.log_softmax, "Tensor.log_softmax")(_softmax_lowering(torch.log_softmax))
 lowers(aten.softmax, aten._softmax)(_aten_softmax_lowering(torch.softmax))
 lowers(aten.log_softmax, aten._log_softmax)(_aten_softmax_lowering(torch.log_softmax))
+
+
+# lerp, addcmul and addcdiv: written out of their parts, lerp an op of its own (its kernel picks
+# one of two formulas by the weight, for accuracy)
+define({
+    # weight: a tensor or a number
+    torch.lerp: lambda input, end, weight: torch.lerp(input, end, weight),
+})
+
+lowers_directly(torch.lerp, torch.lerp, "Tensor.lerp", aten.lerp)
+
+
+def _add_scaled(input, term, value):
+    return emit(torch.add, input, term if value == 1 else emit(torch.mul, term, value))
+
+
+@lowers(torch.addcmul, "Tensor.addcmul", aten.addcmul)
+def _addcmul(input, tensor1, tensor2, *, value=1):
+    return _add_scaled(input, emit(torch.mul, tensor1, tensor2), value)
+
+
+@lowers(torch.addcdiv, "Tensor.addcdiv", aten.addcdiv)
+def _addcdiv(input, tensor1, tensor2, *, value=1):
+    return _add_scaled(input, emit(torch.div, tensor1, tensor2), value)

@@ -12,9 +12,9 @@ define({
     torch.sum: lambda input, dim, keepdim: input.sum() if dim is None else input.sum(dim, keepdim=keepdim),
     torch.mean: lambda input, dim, keepdim: input.mean() if dim is None else input.mean(dim, keepdim=keepdim),
     torch.prod: lambda input, dim, keepdim: input.prod() if dim is None else input.prod(dim, keepdim=keepdim),
-    # the Euclidean norm (torch's kernel accumulates a float16 or bfloat16 input's squares in float32)
-    torch.linalg.vector_norm: lambda input, dim, keepdim: torch.linalg.vector_norm(
-        input, **given(dim=dim), **({"keepdim": True} if keepdim else {})),
+    # the ord-norm (torch's kernel accumulates a float16 or bfloat16 input's powers in float32)
+    torch.linalg.vector_norm: lambda input, dim, keepdim, ord=2: torch.linalg.vector_norm(
+        input, *(() if ord == 2 else (ord,)), **given(dim=dim), **({"keepdim": True} if keepdim else {})),
 })
 
 
@@ -43,9 +43,11 @@ lowers(torch.mean, "Tensor.mean", aten.mean)(_reduction_lowering(torch.mean))
 lowers(torch.prod, "Tensor.prod", aten.prod)(_reduction_lowering(torch.prod))
 
 
-@lowers(torch.norm, "Tensor.norm", torch.linalg.vector_norm, aten.linalg_vector_norm)
-def _norm(input, p=2, dim=None, keepdim=False, dtype=None, *, out=None, ord=None):
-    p = p if ord is None else ord  # (vector_norm calls it `ord`)
-    if p not in (2, 2.0, "fro") or dtype is not None:
-        unsupported_argument(f"norm(p={p!r}{', dtype' if dtype is not None else ''}) (only the 2-norm)")
-    return _reduction_lowering(torch.linalg.vector_norm)(input, dim, keepdim)
+@lowers(torch.linalg.vector_norm, aten.linalg_vector_norm)
+def vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        unsupported_argument("vector_norm(dtype=...)")
+    if isinstance(ord, bool) or not isinstance(ord, (int, float)):
+        unsupported_argument(f"vector_norm(ord={ord!r}) (a number)")
+    return emit(torch.linalg.vector_norm, input, *reduction_dims(input, dim, keepdim), float(ord))
+

@@ -9,12 +9,13 @@ import torch.nn.functional as F
 from ..errors import RandomnessError
 from ..graph import value
 from .conversion import same_device
-from .registry import (aten, call, define, emit, given, is_constant, lowers, lowers_directly, sizes, splat,
-                       static_dim, unsupported_argument)
+from .registry import (aten, call, define, dim_in_range, emit, given, is_constant, lowers, lowers_directly, sizes,
+                       splat, static_dim, unsupported_argument)
 
 define({
     torch.reshape: lambda input, shape: splat(input.reshape, shape),
     torch.flatten: lambda input, start_dim, end_dim: input.flatten(start_dim, end_dim),
+    torch.unflatten: lambda input, dim, sizes: input.unflatten(dim, sizes),
     torch.unsqueeze: lambda input, dim: input.unsqueeze(dim),
     torch.squeeze: lambda input, dim: input.squeeze() if dim is None else input.squeeze(dim),
     torch.Tensor.expand: lambda input, size: splat(input.expand, size),
@@ -181,3 +182,13 @@ def _broadcast_tensors(*tensors):
     else:
         expand, to = torch.Tensor.expand_as, whole
     return tuple(t if value(t).shape == shape else emit(expand, t, to) for t in tensors)
+
+
+@lowers("Tensor.view_as", aten.view_as)
+def _view_as(input, other):
+    return _reshape(input, other.shape)
+
+
+@lowers(torch.unflatten, "Tensor.unflatten", aten.unflatten)
+def _unflatten(input, dim, sizes):
+    return emit(torch.unflatten, input, dim_in_range(input, dim), tuple(static_dim(sizes)))

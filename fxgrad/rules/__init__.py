@@ -105,3 +105,4 @@ from . import (  # noqa: E402,F401  (registers the rules)
     selection,
     shape,
 )
+from . import matrices  # noqa: E402,F401

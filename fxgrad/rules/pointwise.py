@@ -309,3 +309,9 @@ def softmax(g, input, dim, *, out):
 @rule(torch.log_softmax, in_float32=True, math="y = log softmax(x): ∂x = ∂y − exp(y) rowsum(∂y)")
 def log_softmax(g, input, dim, *, out):
     return g - torch.exp(out) * g.sum(dim, keepdim=True)
+
+
+@rule(torch.lerp)
+def lerp(g, input, end, weight):
+    # input + w·(end - input)
+    return g * (1 - weight), g * weight, g * (end - input)

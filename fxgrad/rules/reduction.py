@@ -1,5 +1,7 @@
 """Sums, means, products and the Euclidean norm."""
 
+import math
+
 import torch
 
 from ..shapes import reduced_dims, unreduce
@@ -30,12 +32,28 @@ def prod(g, input, dim, keepdim, *, out):
     return unreduce(g, input, dim, keepdim) * torch.where(zero, at_zero, unreduce(out, input, dim, keepdim) / input)
 
 
-@rule(torch.linalg.vector_norm, in_float32=True, math="y = ‖x‖: ∂x = ∂y ⊙ x / y, 0 where y = 0")
-def vector_norm(g, input, dim, keepdim, *, out):
-    # d ‖x‖ = x/‖x‖, and 0 where ‖x‖ = 0, as torch's norm_backward defines it (a NaN or ∞
-    # gradient there still gives NaN: the 0 is x/‖x‖'s, and g multiplies it)
-    norm = unreduce(out, input, dim, keepdim)
-    return unreduce(g, input, dim, keepdim) * torch.where(norm == 0, 0.0, input / norm)
+@rule(torch.linalg.vector_norm, in_float32=True,
+      math="y = ‖x‖ₚ: ∂x = ∂y ⊙ sgn(x) ⊙ |x|ᵖ⁻¹ / yᵖ⁻¹ (∂x = ∂y ⊙ x / y for p = 2), 0 where y = 0")
+def vector_norm(g, input, dim, keepdim, ord=2, *, out):
+    # d ‖x‖ₚ = sgn(x)·|x|ᵖ⁻¹/‖x‖ₚᵖ⁻¹, and 0 where ‖x‖ = 0, as torch's norm_backward defines it (a NaN
+    # or ∞ gradient there still gives NaN: the 0 is the derivative's, and g multiplies it); the
+    # ∞-norms share it between the elements that attain them, the 0-"norm" counts (no gradient)
+    g, norm = unreduce(g, input, dim, keepdim), unreduce(out, input, dim, keepdim)
+    if ord == 0:
+        return None
+    if ord == 1:
+        return g * input.sgn()
+    if ord == 2:
+        return g * torch.where(norm == 0, 0.0, input / norm)
+    if ord in (math.inf, -math.inf):
+        attained = (input.abs() == norm) | input.isnan()
+        count = attained.sum() if dim is None else attained.sum(dim, keepdim=True)
+        return input.sgn() * (g / count) * attained
+    if ord < 1:  # |x|ᵖ⁻¹ is ∞ at 0, where torch takes the derivative as 0
+        return g * torch.where(input == 0, 0.0, input.sgn() * input.abs() ** (ord - 1)) * norm ** (1 - ord)
+    if ord < 2:
+        return g * torch.where(norm == 0, 0.0, input.sgn() * input.abs() ** (ord - 1) / norm ** (ord - 1))
+    return g * torch.where(norm == 0, 0.0, input * input.abs() ** (ord - 2) / norm ** (ord - 1))
 
 
 def reduced_count(input, dim):
