@@ -35,40 +35,40 @@ def _power_and_gradient(B, G, n: int):
     return power @ power, gradient @ power + power @ gradient
 
 
-@rule(torch.linalg.matrix_power)
+@rule(torch.linalg.matrix_power, math="Y = Aⁿ: ∂A = Σₖ (Aᵀ)ᵏ ∂Y (Aᵀ)ⁿ⁻¹⁻ᵏ")
 def matrix_power(g, input, n):
     # d Aⁿ = Σₖ Aᵏ dA Aⁿ⁻¹⁻ᵏ, so ∂A = Σₖ (Aᵀ)ᵏ G (Aᵀ)ⁿ⁻¹⁻ᵏ (n = 0: the identity, no gradient)
     return None if n == 0 else _power_and_gradient(input.mT, g, n)[1]
 
 
-@rule(torch.linalg.inv)
+@rule(torch.linalg.inv, math="Y = A⁻¹: ∂A = −Yᵀ ∂Y Yᵀ")
 def inv(g, input, *, out):
     # d A⁻¹ = -A⁻¹ dA A⁻¹: ∂A = -A⁻ᵀ G A⁻ᵀ
     return -(out.mT @ g @ out.mT)
 
 
-@rule(torch.linalg.det)
+@rule(torch.linalg.det, math="y = det A: ∂A = ∂y y A⁻ᵀ")
 def det(g, input, *, out):
     # d det A = det A · tr(A⁻¹ dA): ∂A = G det A · A⁻ᵀ (a singular A fails at the inverse, where
     # torch gives the cofactors)
     return _scaled(g * out, torch.linalg.inv(input).mT)
 
 
-@rule(torch.linalg.slogdet)
+@rule(torch.linalg.slogdet, math="(s, y) = slogdet A: ∂A = ∂y A⁻ᵀ (the sign has none)")
 def slogdet(g, input):
     # d log|det A| = tr(A⁻¹ dA): ∂A = G A⁻ᵀ; the sign is piecewise constant, with no gradient
     _, g_logabsdet = g
     return None if g_logabsdet is None else _scaled(g_logabsdet, torch.linalg.inv(input).mT)
 
 
-@rule(torch.linalg.solve)
+@rule(torch.linalg.solve, math="X = A⁻¹ B: ∂B = A⁻ᵀ ∂X, ∂A = −∂B Xᵀ")
 def solve(g, A, B, *, out):
     # X = A⁻¹B: ∂B = A⁻ᵀ G, ∂A = -∂B Xᵀ
     grad_B = torch.linalg.solve(A.mT, g)
     return -(grad_B @ out.mT), grad_B
 
 
-@rule(torch.linalg.cholesky)
+@rule(torch.linalg.cholesky, math="L = chol(A): ∂A = L⁻ᵀ Φ(Lᵀ ∂L) L⁻¹ symmetrised, Φ the lower triangle with half its diagonal")
 def cholesky(g, input, upper, *, out):
     # A = L Lᵀ: ∂A = L⁻ᵀ Φ(Lᵀ G) L⁻¹ with Φ the lower triangle, its diagonal halved, made
     # symmetric (Murray, 2016; torch's cholesky_backward)
@@ -79,7 +79,7 @@ def cholesky(g, input, upper, *, out):
     return torch.linalg.solve_triangular(L, grad, upper=False, left=False)
 
 
-@rule(torch.linalg.solve_triangular)
+@rule(torch.linalg.solve_triangular, math="X = A⁻¹ B, A triangular: ∂B = A⁻ᵀ ∂X, ∂A = tri(−∂B Xᵀ)")
 def solve_triangular(g, A, B, upper, left, unitriangular, *, out):
     # X = A⁻¹B (left) or B A⁻¹: ∂B = A⁻ᵀ G (or G A⁻ᵀ), ∂A = -∂B Xᵀ (or -Xᵀ ∂B) on A's triangle,
     # without its diagonal where A is taken as unitriangular
@@ -88,7 +88,7 @@ def solve_triangular(g, A, B, upper, left, unitriangular, *, out):
     return grad_A.triu(int(unitriangular)) if upper else grad_A.tril(-int(unitriangular)), grad_B
 
 
-@rule(torch.linalg.eigh)
+@rule(torch.linalg.eigh, math="A = V diag(λ) Vᵀ: ∂A = V (diag(∂λ) + F ⊙ (Vᵀ ∂V)) Vᵀ, Fᵢⱼ = 1/(λⱼ − λᵢ)")
 def eigh(g, input, UPLO, *, out):
     # A = Q diag(λ) Qᵀ: ∂A = Q (diag(∂λ) + skew(Qᵀ ∂Q) / E) Qᵀ, E_ij = λⱼ - λᵢ (1 on the diagonal,
     # where the skew part is 0); repeated eigenvalues divide by zero, as in torch
@@ -104,14 +104,14 @@ def eigh(g, input, UPLO, *, out):
     return vectors @ inner @ vectors.mT
 
 
-@rule(torch.linalg.svdvals)
+@rule(torch.linalg.svdvals, math="σ = svdvals A: ∂A = U diag(∂σ) Vᵀ")
 def svdvals(g, input):
     # dσᵢ = uᵢᵀ dA vᵢ: ∂A = U diag(∂σ) Vᵀ
     U, _, Vh = torch.linalg.svd(input, full_matrices=False)
     return (U * g.unsqueeze(-2)) @ Vh
 
 
-@rule(torch.linalg.svd)
+@rule(torch.linalg.svd, math="A = U diag(σ) Vᵀ: ∂A = U (diag(∂σ) + the skew terms of ∂U, ∂V) Vᵀ, as torch's svd_backward")
 def svd(g, input, full_matrices, *, out):
     # A = U S Vᵀ (reduced): ∂A = U [skew(Uᵀ∂U)/E · S + S · skew(Vᵀ∂V)/E + diag(∂S)] Vᵀ, with
     # E_jk = σₖ² - σⱼ² (1 on the diagonal), plus (I - UUᵀ) ∂U S⁻¹ Vᵀ for a tall A and
@@ -148,7 +148,7 @@ def svd(g, input, full_matrices, *, out):
     return grad
 
 
-@rule(torch.linalg.pinv)
+@rule(torch.linalg.pinv, math="Y = A⁺: ∂A = −Yᵀ ∂Y Yᵀ + (I − A Y) ∂Yᵀ Y Yᵀ + Yᵀ Y ∂Yᵀ (I − Y A)")
 def pinv(g, input, atol, rtol, hermitian, *, out):
     # A⁺ of a matrix of constant rank (torch's pinv_backward): the products grouped to keep the
     # smaller of A's dims inside
@@ -163,7 +163,7 @@ def pinv(g, input, atol, rtol, hermitian, *, out):
     return -(K @ out).mT + (gh - input @ K) @ out @ out.mT + pinv_K - pinv_K @ out @ input
 
 
-@rule(torch.linalg.qr)
+@rule(torch.linalg.qr, math="A = Q R: ∂A = (∂Q + Q copyltu(M)) R⁻ᵀ, M = R ∂Rᵀ − ∂Qᵀ Q")
 def qr(g, input, *, out):
     # A = QR (reduced). For m ≥ n: ∂A = [∂Q + Q copyltu(M)] R⁻ᵀ with M = R ∂Rᵀ - ∂Qᵀ Q, copyltu(M)
     # the symmetric matrix of its lower triangle (torch's linalg_qr_backward). For m < n,
@@ -193,19 +193,19 @@ def _qr_tall(g_Q, g_R, Q, R):
     return torch.linalg.solve_triangular(R.mT, grad, upper=False, left=False)
 
 
-@rule(torch.trace)
+@rule(torch.trace, math="y = tr A: ∂A = ∂y I")
 def trace(g, input):
     # d tr A = tr dA: ∂A = G I
     return g * torch.eye(input.size(0), input.size(1), dtype=input.dtype, device=input.device)
 
 
-@rule(torch.diag_embed)
+@rule(torch.diag_embed, math="Y = diag(x): ∂x = diagonal(∂Y)")
 def diag_embed(g, input, offset, dim1, dim2):
     # the diagonal the input was written onto
     return g.diagonal(offset, dim1, dim2)
 
 
-@rule(torch.kron)
+@rule(torch.kron, math="Y = A ⊗ B: ∂A = Σ over B's blocks of ∂Y ⊙ B, ∂B = Σ over A's entries of ∂Y ⊙ A")
 def kron(g, input, other):
     # (A ⊗ B)[(i, j), (k, l)] = A[i, k] B[j, l], in every dim: G read with each dim split in two,
     # (A's index, B's index), contracted with the other factor
@@ -216,7 +216,7 @@ def kron(g, input, other):
     return torch.einsum(f"{g_labels},{b}->{a}", split, other), torch.einsum(f"{g_labels},{a}->{b}", split, input)
 
 
-@rule(torch.linalg.cross)
+@rule(torch.linalg.cross, math="y = a × b: ∂a = b × ∂y, ∂b = ∂y × a")
 def cross(g, input, other, dim):
     # ⟨G, dA × B⟩ = ⟨dA, B × G⟩ and ⟨G, A × dB⟩ = ⟨dB, G × A⟩
     return torch.linalg.cross(other, g, dim=dim), torch.linalg.cross(g, input, dim=dim)

@@ -311,7 +311,7 @@ def log_softmax(g, input, dim, *, out):
     return g - torch.exp(out) * g.sum(dim, keepdim=True)
 
 
-@rule(torch.lerp)
+@rule(torch.lerp, math="y = a + w ⊙ (b − a): ∂a = ∂y ⊙ (1 − w), ∂b = ∂y ⊙ w, ∂w = ∂y ⊙ (b − a)")
 def lerp(g, input, end, weight):
     # input + w·(end - input)
     return g * (1 - weight), g * weight, g * (end - input)
