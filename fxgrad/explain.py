@@ -106,6 +106,7 @@ class _Walk:
 
     def __init__(self, graph: fx.Graph, notation: Notation, differentiated: list[str]):
         self.graph, self.notation = graph, notation
+        self.symbols = getattr(graph._codegen, "shapes", None)  # the user's symbols (`fxgrad.shaped`), if any
         self.nodes = list(graph.nodes)
         self.outputs = [node.meta[GRADIENT_OF] for node in self.nodes
                         if node.op == "placeholder" and isinstance(node.meta.get(GRADIENT_OF), fx.Node)]
@@ -158,6 +159,11 @@ class _Walk:
                       and node.meta.get(DERIVED_FROM) in nodes])
                 for _, nodes in groups]
 
+    def shape(self, val: Any) -> str:
+        """A value's shape in the user's symbols where the backward prints them (`S×d`), else in numbers."""
+        in_symbols = self.symbols(val) if self.symbols is not None else None
+        return _shape(val) if in_symbols is None else in_symbols
+
     def op(self, node: fx.Node) -> Op:
         notation = self.notation
         canonical = node.meta.get("fxgrad_op")
@@ -165,12 +171,12 @@ class _Walk:
         forward = notation.expression(node)[0]
         if node in notation.symbols:
             forward = f"{notation.symbols[node]} = {forward}"
-        op = Op(forward, _shape(node.meta.get("val")), MATH.get(canonical, "(no math recorded)"), _where(rule))
+        op = Op(forward, self.shape(node.meta.get("val")), MATH.get(canonical, "(no math recorded)"), _where(rule))
         derived = [n for n in self.nodes if n.meta.get(DERIVED_FROM) is node and not n.meta.get(FORWARD)]
         for n in derived:
             if n in notation.symbols and n.op not in ("placeholder", "get_attr"):
                 equation = notation.equation(n)
-                op.equations.append((f"{equation.lhs} {equation.arrow} {equation.rhs}", _shape(n.meta.get("val"))))
+                op.equations.append((f"{equation.lhs} {equation.arrow} {equation.rhs}", self.shape(n.meta.get("val"))))
                 op.notes.extend(self._accumulation(n))
             if BROADCAST_SUM in n.meta:
                 op.notes.append(self._broadcast(n))

@@ -62,7 +62,7 @@ def test_readme_learning_section_prints_what_the_readme_shows(tmp_path):
     """Each Learning example runs after the quick start and prints what the README shows."""
     readme = (ROOT / "README.md").read_text()
     quick_start = re.findall(r"```python\n(.*?)```", readme[readme.index("## Quick start"):], re.DOTALL)[0]
-    for heading in ("### The gradients as math", "### The derivation, step by step"):
+    for heading in ("### The gradients as math", "### The derivation, step by step", "### Checking your own backward"):
         section = readme[readme.index(heading):]
         program, printed = re.findall(r"```(?:python)?\n(.*?)```", section, re.DOTALL)[:2]
         script = tmp_path / "learning.py"

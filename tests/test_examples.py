@@ -28,3 +28,14 @@ def test_examples_script_runs(capsys):
     main()
     printed = capsys.readouterr().out
     assert printed.count("matches torch.autograd: True") == len(EXAMPLES)
+
+
+def test_the_learning_walk_through_catches_the_slip_and_passes_the_fix(capsys):
+    from examples.learn import main as learn
+
+    wrong, fixed = learn()
+    assert wrong.wrong == ["grad_q", "grad_k"] and all(g.wrong_when == ["grad_a"] for g in wrong.gradients[:2])
+    assert fixed
+    printed = capsys.readouterr().out
+    for part in ("# S×S", "∂q = ∂x k                                     S×d", "∂L/∂q = (∂L/∂x) k", "rules/pointwise.py:tanh", "wrong when grad_a ≠ 0", "All gradients agree."):
+        assert part in printed
