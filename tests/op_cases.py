@@ -709,4 +709,11 @@ CASES = [
                (2, 3)),
     decomposed("F.triplet_margin_loss", F.triplet_margin_loss, (2, 3), (2, 3), (2, 3)),
     decomposed("F.normalize", lambda x: F.normalize(x, dim=-1), (2, 3), fixes_sizes=True),
+    # the spellings of HF models: softmax computed in float32 whatever the input's dtype (rounded
+    # to float32: finite differences cannot see through it; float32 inputs: test_half_precision.py)
+    case("F.softmax dtype=float32", lambda x: F.softmax(x, -1, dtype=torch.float32), (2, 3), gradcheck=False),
+    case("torch.softmax half dtype=float32", lambda x: torch.softmax(x.half(), -1, dtype=torch.float32).double(),
+         (2, 3), gradcheck=False),
+    case("Tensor.log_softmax half dtype=float32", lambda x: x.half().log_softmax(-1, dtype=torch.float32).double(),
+         (2, 3), gradcheck=False),
 ]
