@@ -65,6 +65,12 @@ def decomposed(name, fn, *shapes, domain="real", fixes_sizes=False):
     return case(name, fn, *shapes, domain=domain, literal_sizes=fixes_sizes, decomposed=True)
 
 
+def _normalised_top2(probabilities):
+    top, _ = probabilities.topk(2)
+    top /= top.sum(-1, keepdim=True)
+    return top
+
+
 CASES = [
     # matrix products
     case("torch.matmul", torch.matmul, (2, 3), (3, 4)),
@@ -716,4 +722,12 @@ CASES = [
          (2, 3), gradcheck=False),
     case("Tensor.log_softmax half dtype=float32", lambda x: x.half().log_softmax(-1, dtype=torch.float32).double(),
          (2, 3), gradcheck=False),
+    case("torch.cumsum dtype=", lambda x: torch.cumsum(x, 1, dtype=torch.float64), (2, 3)),
+    case("Tensor.cumsum of a mask dtype=", lambda x: x * (x > 0).cumsum(-1, dtype=x.dtype), (2, 3)),
+    case("torch.sort", lambda x: torch.sort(x, 0, descending=True).values * x, (3, 2)),
+    case("Tensor.sort", lambda x: x.sort()[0], (2, 4)),
+    case("Tensor.sort stable with ties", lambda x: x.round().sort(stable=True, dim=0).values * x, (5, 2)),
+    case("torch.topk", lambda x: torch.topk(x, 2).values, (2, 5)),
+    case("Tensor.topk smallest unsorted dim 0", lambda x: x.topk(2, 0, largest=False, sorted=False)[0], (4, 3)),
+    case("/= on topk's values (Mixtral's router)", lambda x: _normalised_top2(x.softmax(-1)), (3, 4)),
 ]

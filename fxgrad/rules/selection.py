@@ -32,6 +32,22 @@ def max_along(g, input, dim, keepdim, *, out):
     return torch.zeros_like(input).scatter(dim, indices, grad)
 
 
+def _to_indices(g, input, dim, out):
+    """Each value's gradient back to the place its index names (distinct places), zero elsewhere."""
+    grad, _ = g  # the indices carry no gradient
+    return torch.zeros_like(input).scatter(dim, out[1], grad)
+
+
+@rule(torch.sort)
+def sort(g, input, dim, descending, stable, *, out):
+    return _to_indices(g, input, dim, out)  # the indices are a permutation
+
+
+@rule(torch.topk)
+def topk(g, input, k, dim, largest, sorted, *, out):
+    return _to_indices(g, input, dim, out)
+
+
 @rule(torch.gather)
 def gather(g, input, dim, index):
     # each gathered element back to where it came from; repeated indices add up
