@@ -79,6 +79,14 @@ def clip_vision():
                                          num_attention_heads=4, image_size=32, patch_size=8)
 
 
+def mixtral(experts="batched_mm"):
+    # experts="batched_mm": every token through its top-2 experts' weights, gathered by the router's
+    # indices, one graph for every routing; the default (grouped_mm) is a custom op, the eager one a
+    # loop over the experts hit (below)
+    return transformers.MixtralConfig(**SMALL, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+                                      experts_implementation=experts)
+
+
 def model_of(config, attention, cls):
     config.use_cache = False
     config._attn_implementation = attention
@@ -140,6 +148,8 @@ BASE_MODELS = {  # config, model class, its floating arguments, the attentions, 
     "bart": (bart, "BartModel", ENCODER_DECODER_EMBEDS, EAGER_AND_SDPA, FLOAT64),
     "vit": (vit, "ViTModel", PIXELS, EAGER_AND_SDPA, FLOAT64),
     "clip_vision": (clip_vision, "CLIPVisionModel", PIXELS, EAGER_AND_SDPA, FLOAT64),
+    # the two draws route their tokens to other experts
+    "mixtral": (mixtral, "MixtralModel", EMBEDS, SDPA, FLOAT32_INSIDE),
 }
 
 
@@ -159,6 +169,7 @@ CAUSAL_LMS = {
     "mistral": (mistral, "MistralForCausalLM", EAGER_AND_SDPA),
     "qwen2": (qwen2, "Qwen2ForCausalLM", EAGER_AND_SDPA),
     "phi": (phi, "PhiForCausalLM", EAGER_AND_SDPA),
+    "mixtral": (mixtral, "MixtralForCausalLM", SDPA),
 }
 
 
@@ -175,3 +186,21 @@ def test_causal_lm_loss(name, attention):
     bwd = derive(model, token_ids(0))
     for seed in (0, 1):
         check(bwd, model, token_ids(seed), seed, FLOAT32_INSIDE)
+
+
+def moe_block(experts):
+    return model_of(mixtral(experts), "sdpa", transformers.MixtralModel).layers[0].mlp
+
+
+def test_mixtral_expert_loop_refused():
+    """The eager experts loop over the experts the router hits (`expert_hit = ....nonzero()`): a
+    graph of one routing would be wrong for another, so it is refused at that line."""
+    with pytest.raises(fxgrad.TraceError, match="for expert_idx in expert_hit"):
+        fxgrad.derive(moe_block("eager"), (draws(EMBEDS, 0)["inputs_embeds"],))
+
+
+def test_mixtral_grouped_experts_refused():
+    """The default experts run as the custom op `transformers::grouped_mm_fallback`, which has no rule."""
+    with pytest.raises(fxgrad.UnsupportedOpError, match="grouped_mm_fallback"):
+        fxgrad.derive(moe_block(None), (draws(EMBEDS, 0)["inputs_embeds"],))
+
