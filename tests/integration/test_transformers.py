@@ -204,3 +204,12 @@ def test_mixtral_grouped_experts_refused():
     with pytest.raises(fxgrad.UnsupportedOpError, match="grouped_mm_fallback"):
         fxgrad.derive(moe_block(None), (draws(EMBEDS, 0)["inputs_embeds"],))
 
+
+@pytest.mark.parametrize("config, cls", [(gpt2, "GPT2Model"), (llama, "LlamaModel")])
+def test_default_use_cache_refused(config, cls):
+    """Called as users do, with the config's default use_cache=True, a model returns its cache of
+    keys and values, a DynamicCache: refused, naming the model and what to pass."""
+    torch.manual_seed(0)
+    model = getattr(transformers, cls)(config()).double().eval()
+    with pytest.raises(fxgrad.OutputError, match=f"`{cls}` returns a DynamicCache.*pass use_cache=False"):
+        fxgrad.derive(model, (), draws(EMBEDS, 0))
