@@ -71,6 +71,14 @@ def _normalised_top2(probabilities):
     return top
 
 
+def _shifted_right(x):
+    shifted = x.new_zeros(x.shape)
+    shifted[..., 1:] = x[..., :-1].clone()
+    shifted[..., 0] = 0.5
+    shifted.__setitem__((0, slice(None, 2)), x[1, 3:])
+    return shifted * x
+
+
 CASES = [
     # matrix products
     case("torch.matmul", torch.matmul, (2, 3), (3, 4)),
@@ -730,4 +738,6 @@ CASES = [
     case("torch.topk", lambda x: torch.topk(x, 2).values, (2, 5)),
     case("Tensor.topk smallest unsorted dim 0", lambda x: x.topk(2, 0, largest=False, sorted=False)[0], (4, 3)),
     case("/= on topk's values (Mixtral's router)", lambda x: _normalised_top2(x.softmax(-1)), (3, 4)),
+    case("Tensor.copy_", lambda x, y: torch.zeros_like(x).copy_(y) * x, (2, 3), (3,)),
+    case("item assignment (T5's _shift_right)", _shifted_right, (2, 5)),
 ]
