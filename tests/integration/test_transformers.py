@@ -79,6 +79,19 @@ def clip_vision():
                                          num_attention_heads=4, image_size=32, patch_size=8)
 
 
+def t5_generation():  # its decoder's inputs are the labels shifted right, by item assignment
+    return transformers.T5Config(vocab_size=VOCAB, d_model=HIDDEN, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                                 decoder_start_token_id=0, pad_token_id=0)
+
+
+def bloom():  # attention scores by baddbmm, with ALiBi
+    return transformers.BloomConfig(vocab_size=VOCAB, hidden_size=HIDDEN, n_layer=2, n_head=4)
+
+
+def deberta():  # disentangled relative attention
+    return transformers.DebertaV2Config(**SMALL)
+
+
 def mixtral(experts="batched_mm"):
     # experts="batched_mm": every token through its top-2 experts' weights, gathered by the router's
     # indices, one graph for every routing; the default (grouped_mm) is a custom op, the eager one a
@@ -126,30 +139,38 @@ def draws(shapes, seed):
 EMBEDS = {"inputs_embeds": (B, T, HIDDEN)}
 ENCODER_DECODER_EMBEDS = {**EMBEDS, "decoder_inputs_embeds": (B, T, HIDDEN)}
 PIXELS = {"pixel_values": (B, 3, 32, 32)}
-EAGER_AND_SDPA, SDPA = ("eager", "sdpa"), ("sdpa",)
-# the eager attention of the Llama family, Gemma, Phi, ViT and CLIP computes its probabilities in
-# float32 (softmax(..., dtype=torch.float32)) whatever the model's dtype
-SOFTMAX_IN_FLOAT32 = {"llama", "mistral", "qwen2", "phi", "gemma", "vit", "clip_vision"}
+# Eager attention where a model's eager path is its own, since eager everywhere doubles the time:
+# Mistral's, Qwen2's and Mixtral's is Llama's, RoBERTa's BERT's, CLIP's ViT's, and a causal LM's
+# its base model's (GPT-2's and Llama's kept as the LMs' representatives).
+EAGER_AND_SDPA, SDPA, EAGER = ("eager", "sdpa"), ("sdpa",), ("eager",)
+# the eager attention of Llama, Gemma, Phi and ViT computes its probabilities in float32
+# (softmax(..., dtype=torch.float32)) whatever the model's dtype
+SOFTMAX_IN_FLOAT32 = {"llama", "phi", "gemma", "vit"}
 
 
 def tolerance_of(name, attention, tolerance):
     return FLOAT32_INSIDE if attention == "eager" and name in SOFTMAX_IN_FLOAT32 else tolerance
+
+
 BASE_MODELS = {  # config, model class, its floating arguments, the attentions, the tolerance
     "gpt2": (gpt2, "GPT2Model", EMBEDS, EAGER_AND_SDPA, FLOAT64),
     "llama": (llama, "LlamaModel", EMBEDS, EAGER_AND_SDPA, FLOAT32_INSIDE),
     "bert": (bert, "BertModel", EMBEDS, EAGER_AND_SDPA, FLOAT64),
-    "mistral": (mistral, "MistralModel", EMBEDS, EAGER_AND_SDPA, FLOAT32_INSIDE),
-    "qwen2": (qwen2, "Qwen2Model", EMBEDS, EAGER_AND_SDPA, FLOAT32_INSIDE),
+    "mistral": (mistral, "MistralModel", EMBEDS, SDPA, FLOAT32_INSIDE),
+    "qwen2": (qwen2, "Qwen2Model", EMBEDS, SDPA, FLOAT32_INSIDE),
     "phi": (phi, "PhiModel", EMBEDS, EAGER_AND_SDPA, FLOAT64),
     "gemma": (gemma, "GemmaModel", EMBEDS, EAGER_AND_SDPA, FLOAT32_INSIDE),
-    "roberta": (roberta, "RobertaModel", EMBEDS, EAGER_AND_SDPA, FLOAT64),
+    "roberta": (roberta, "RobertaModel", EMBEDS, SDPA, FLOAT64),
     "distilbert": (distilbert, "DistilBertModel", EMBEDS, EAGER_AND_SDPA, FLOAT64),
     "t5": (t5, "T5EncoderModel", EMBEDS, EAGER_AND_SDPA, FLOAT32_INSIDE),
     "bart": (bart, "BartModel", ENCODER_DECODER_EMBEDS, EAGER_AND_SDPA, FLOAT64),
     "vit": (vit, "ViTModel", PIXELS, EAGER_AND_SDPA, FLOAT64),
-    "clip_vision": (clip_vision, "CLIPVisionModel", PIXELS, EAGER_AND_SDPA, FLOAT64),
+    "clip_vision": (clip_vision, "CLIPVisionModel", PIXELS, SDPA, FLOAT64),
     # the two draws route their tokens to other experts
     "mixtral": (mixtral, "MixtralModel", EMBEDS, SDPA, FLOAT32_INSIDE),
+    # attention of their own
+    "bloom": (bloom, "BloomModel", EMBEDS, EAGER, FLOAT64),
+    "deberta": (deberta, "DebertaV2Model", EMBEDS, EAGER, FLOAT64),
 }
 
 
@@ -166,10 +187,11 @@ def test_base_model(name, attention):
 CAUSAL_LMS = {
     "gpt2": (gpt2, "GPT2LMHeadModel", EAGER_AND_SDPA),
     "llama": (llama, "LlamaForCausalLM", EAGER_AND_SDPA),
-    "mistral": (mistral, "MistralForCausalLM", EAGER_AND_SDPA),
-    "qwen2": (qwen2, "Qwen2ForCausalLM", EAGER_AND_SDPA),
-    "phi": (phi, "PhiForCausalLM", EAGER_AND_SDPA),
+    "mistral": (mistral, "MistralForCausalLM", SDPA),
+    "qwen2": (qwen2, "Qwen2ForCausalLM", SDPA),
+    "phi": (phi, "PhiForCausalLM", SDPA),
     "mixtral": (mixtral, "MixtralForCausalLM", SDPA),
+    "t5": (t5_generation, "T5ForConditionalGeneration", SDPA),  # (sequence to sequence)
 }
 
 
