@@ -3,7 +3,8 @@ rolling, flipping.
 
 `x.max()` reduces every dim; `x.max(1)` returns (values, indices), a tuple-valued op whose
 results are taken with `item` (`x.max(1)[0]`, `x.max(1).values`), as do `x.sort(1)` and
-`x.topk(2)`; `x.amax(dims)` returns values only. The binary `torch.max(a, b)` is `torch.maximum`, lowered where that op is.
+`x.topk(2)`; `x.amax(dims)` returns values only. The binary `torch.max(a, b)` is
+`torch.maximum`, lowered where that op is.
 """
 
 import torch
