@@ -181,7 +181,9 @@ def _refuse_opaque_output(fn: Callable, path: tuple, leaf: Any) -> None:
         return
     where = f" as `{_identifier(_key_part(path[0]), path[1:])}`" if path else ""
     # transformers names its caches of keys and values `...Cache`, which use_cache=False leaves out
-    hint = ": pass use_cache=False" if type(leaf).__name__.endswith("Cache") else ""
+    hint = (": pass use_cache=False, or register the cache with pytree (transformers' "
+            "`register_dynamic_cache_export_support()`), which makes its tensors outputs"
+            if type(leaf).__name__.endswith("Cache") else "")
     raise OutputError(f"`{_name(fn)}` returns a {type(leaf).__name__}{where}, which is not a tensor nor a "
                       f"container torch.utils._pytree takes apart{hint}")
 

@@ -740,6 +740,8 @@ CASES = [
     case("/= on topk's values (Mixtral's router)", lambda x: _normalised_top2(x.softmax(-1)), (3, 4)),
     case("Tensor.copy_", lambda x, y: torch.zeros_like(x).copy_(y) * x, (2, 3), (3,)),
     case("item assignment (T5's _shift_right)", _shifted_right, (2, 5)),
+    case("torch.cat onto an empty 1-D tensor (an HF cache's first keys)",
+         lambda x: torch.cat((x.new_zeros(0), x.exp()), dim=-2), (2, 3)),
     decomposed("Tensor.reshape_as", lambda x, y: x.reshape_as(y) * y, (2, 3), (3, 2)),
     decomposed("Tensor.unflatten (nn.MultiheadAttention)", lambda x: x.unflatten(-1, (2, 3)).sum(-1) * x[:, :2],
                (2, 6), fixes_sizes=True),

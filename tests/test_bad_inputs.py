@@ -123,7 +123,7 @@ BAD_CALLS = [
     ("returns a string", lambda: fxgrad.derive(returns_text, (randn(3),)), OutputError, "must return"),
     ("returns a cache", lambda: fxgrad.derive(returns_a_cache, (randn(3),)), OutputError,
      "`returns_a_cache` returns a KeyValueCache as `cache`, which is not a tensor nor a container "
-     "torch.utils._pytree takes apart: pass use_cache=False"),
+     "torch.utils._pytree takes apart: pass use_cache=False, or register the cache with pytree"),
     ("narrow with a tensor start", lambda: fxgrad.derive(lambda x: x.narrow(0, torch.tensor(1), 2), (randn(4),)),
      FxgradError, "narrow"),
     ("tensors that require grad in a list", lambda: fxgrad.derive(reads_a_list_of_weights, (randn(2, 3),)),

@@ -227,11 +227,38 @@ def test_mixtral_grouped_experts_refused():
         fxgrad.derive(moe_block(None), (draws(EMBEDS, 0)["inputs_embeds"],))
 
 
-@pytest.mark.parametrize("config, cls", [(gpt2, "GPT2Model"), (llama, "LlamaModel")])
+DEFAULT_CACHE = [(gpt2, "GPT2Model"), (llama, "LlamaModel")]
+
+
+@pytest.mark.parametrize("config, cls", DEFAULT_CACHE)
 def test_default_use_cache_refused(config, cls):
     """Called as users do, with the config's default use_cache=True, a model returns its cache of
-    keys and values, a DynamicCache: refused, naming the model and what to pass."""
+    keys and values, a DynamicCache, which pytree does not take apart: refused, naming the model
+    and what to do."""
     torch.manual_seed(0)
     model = getattr(transformers, cls)(config()).double().eval()
     with pytest.raises(fxgrad.OutputError, match=f"`{cls}` returns a DynamicCache.*pass use_cache=False"):
         fxgrad.derive(model, (), draws(EMBEDS, 0))
+
+
+@pytest.fixture
+def cache_as_pytree():
+    """DynamicCache registered with pytree by transformers (as for torch.export), for one test."""
+    from transformers.cache_utils import DynamicCache
+    from transformers.integrations.executorch import register_dynamic_cache_export_support
+
+    register_dynamic_cache_export_support()
+    yield
+    pytree._deregister_pytree_node(DynamicCache)
+    torch.fx._pytree._deregister_pytree_flatten_spec(DynamicCache)
+
+
+@pytest.mark.parametrize("config, cls", DEFAULT_CACHE)
+def test_default_use_cache_with_the_cache_registered(config, cls, cache_as_pytree):
+    """With the cache registered, its keys and values are outputs like the others: each gets an
+    incoming gradient (its layers' keys and values start as empty tensors that torch.cat skips)."""
+    torch.manual_seed(0)
+    model = getattr(transformers, cls)(config()).double().eval()
+    bwd = derive(model, draws(EMBEDS, 0))
+    for seed in (0, 1):
+        check(bwd, model, draws(EMBEDS, seed), seed, FLOAT32_INSIDE)
