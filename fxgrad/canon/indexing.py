@@ -46,10 +46,12 @@ def written_back(view, base, new):
     of `base` on either side joined with `new`. None where `view` is not such a view of `base`
     with constant bounds (a step of 1, an end past the start) or a constant index."""
     node = view.node if isinstance(view, fx.Proxy) else None
-    args = node.meta.get("fxgrad_args", ()) if node is not None else ()
-    if not args or not isinstance(base, fx.Proxy) or args[0] is not base.node:
+    if node is None or node.meta.get("fxgrad_op") not in (torch.select, aten.slice):
+        return None  # (a view of another kind: `y.t()`, `y.detach()`)
+    op, args = node.meta["fxgrad_op"], node.meta["fxgrad_args"]
+    if not isinstance(base, fx.Proxy) or args[0] is not base.node:
         return None
-    op, dim = node.meta.get("fxgrad_op"), args[1]
+    dim = args[1]
     if op is torch.select and isinstance(args[2], int):
         index = args[2]
         before = None if index == 0 else (None, index)
