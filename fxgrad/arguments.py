@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.utils._pytree as pytree
 
-from .errors import InputError, ShapeError, TraceError
+from .errors import InputError, OutputError, ShapeError, TraceError
 from .trace import _has_forward_hooks, _input_names, _name
 
 # The values an argument may hold besides tensors: constants of the trace, guarded by value.
@@ -165,10 +165,27 @@ class Call:
 
     def _flat(self, result: Any) -> tuple:
         leaves_with_paths, spec = pytree.tree_flatten_with_path(_taken_apart(result))
+        for path, leaf in leaves_with_paths:
+            _refuse_opaque_output(self.fn, path, leaf)
         kept = [i for i, (_, leaf) in enumerate(leaves_with_paths) if leaf is not None]
         self.outputs = Structure(spec, kept)
         self.output_names = [_key_name(leaves_with_paths[i][0]) for i in kept]
         return tuple(leaves_with_paths[i][1] for i in kept)
+
+
+def _refuse_opaque_output(fn: Callable, path: tuple, leaf: Any) -> None:
+    """An output that is an object pytree does not take apart (an HF model's `DynamicCache`) may
+    hold tensors no gradient could be given for: refused where the function returns it, before a
+    tracer fails on it."""
+    if isinstance(leaf, (torch.Tensor, torch.fx.Proxy, *CONSTANTS)):
+        return
+    where = f" as `{_identifier(_key_part(path[0]), path[1:])}`" if path else ""
+    # transformers names its caches of keys and values `...Cache`, which use_cache=False leaves out
+    hint = (": pass use_cache=False, or register the cache with pytree (transformers' "
+            "`register_dynamic_cache_export_support()`), which makes its tensors outputs"
+            if type(leaf).__name__.endswith("Cache") else "")
+    raise OutputError(f"`{_name(fn)}` returns a {type(leaf).__name__}{where}, which is not a tensor nor a "
+                      f"container torch.utils._pytree takes apart{hint}")
 
 
 def bind(fn: Callable, args: Any, kwargs: Any) -> Call:

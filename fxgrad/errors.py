@@ -56,7 +56,7 @@ class RandomnessError(FxgradError):
 
 class UnsupportedArgumentError(FxgradError):
     """A supported op is used with an option fxgrad does not differentiate (`div`'s rounding
-    mode, a boolean mask as an index, softmax to another dtype)."""
+    mode, a boolean mask as an index, a norm other than the 2-norm)."""
 
 
 class UnsupportedOpError(FxgradError):

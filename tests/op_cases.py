@@ -65,6 +65,20 @@ def decomposed(name, fn, *shapes, domain="real", fixes_sizes=False):
     return case(name, fn, *shapes, domain=domain, literal_sizes=fixes_sizes, decomposed=True)
 
 
+def _normalised_top2(probabilities):
+    top, _ = probabilities.topk(2)
+    top /= top.sum(-1, keepdim=True)
+    return top
+
+
+def _shifted_right(x):
+    shifted = x.new_zeros(x.shape)
+    shifted[..., 1:] = x[..., :-1].clone()
+    shifted[..., 0] = 0.5
+    shifted.__setitem__((0, slice(None, 2)), x[1, 3:])
+    return shifted * x
+
+
 CASES = [
     # matrix products
     case("torch.matmul", torch.matmul, (2, 3), (3, 4)),
@@ -823,4 +837,25 @@ CASES = [
                (2, 3)),
     decomposed("F.triplet_margin_loss", F.triplet_margin_loss, (2, 3), (2, 3), (2, 3)),
     case("F.normalize", lambda x: F.normalize(x, dim=-1), (2, 3)),
+    # the spellings of HF models: softmax computed in float32 whatever the input's dtype (rounded
+    # to float32: finite differences cannot see through it; float64 and float32 inputs, whose float32
+    # rounding differs from the kernel's: test_half_precision.py)
+    case("torch.softmax half dtype=float32", lambda x: torch.softmax(x.half(), -1, dtype=torch.float32).double(),
+         (2, 3), gradcheck=False),
+    case("Tensor.log_softmax half dtype=float32", lambda x: x.half().log_softmax(-1, dtype=torch.float32).double(),
+         (2, 3), gradcheck=False),
+    case("torch.cumsum dtype=", lambda x: torch.cumsum(x, 1, dtype=torch.float64), (2, 3)),
+    case("Tensor.cumsum of a mask dtype=", lambda x: x * (x > 0).cumsum(-1, dtype=x.dtype), (2, 3)),
+    case("torch.sort", lambda x: torch.sort(x, 0, descending=True).values * x, (3, 2)),
+    case("Tensor.sort", lambda x: x.sort()[0], (2, 4)),
+    case("Tensor.sort stable with ties", lambda x: x.round().sort(stable=True, dim=0).values * x, (5, 2)),
+    case("torch.topk", lambda x: torch.topk(x, 2).values, (2, 5)),
+    case("Tensor.topk smallest unsorted dim 0", lambda x: x.topk(2, 0, largest=False, sorted=False)[0], (4, 3)),
+    case("/= on topk's values (Mixtral's router)", lambda x: _normalised_top2(x.softmax(-1)), (3, 4)),
+    case("Tensor.copy_", lambda x, y: torch.zeros_like(x).copy_(y) * x, (2, 3), (3,)),
+    case("item assignment (T5's _shift_right)", _shifted_right, (2, 5), literal_sizes=True),
+    case("torch.cat onto an empty 1-D tensor (an HF cache's first keys)",
+         lambda x: torch.cat((x.new_zeros(0), x.exp()), dim=-2), (2, 3)),
+    decomposed("Tensor.reshape_as", lambda x, y: x.reshape_as(y) * y, (2, 3), (3, 2), fixes_sizes=True),
+    case("Tensor.unflatten (nn.MultiheadAttention)", lambda x: x.unflatten(-1, (2, 3)).sum(-1) * x[:, :2], (2, 6)),
 ]

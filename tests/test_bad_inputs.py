@@ -48,6 +48,15 @@ def returns_text(x):
     return "x"
 
 
+class KeyValueCache:  # as an HF model's cache of keys and values, which pytree does not take apart
+    def __init__(self, keys):
+        self.keys = keys
+
+
+def returns_a_cache(x):
+    return {"out": x * 2, "cache": KeyValueCache(x * 3)}
+
+
 WEIGHTS = [torch.randn(3, 3, dtype=torch.float64, requires_grad=True)]
 
 
@@ -112,6 +121,9 @@ BAD_CALLS = [
     ("random numbers", lambda: fxgrad.derive(lambda x: x * torch.rand(3), (randn(3),)), RandomnessError, "random"),
     ("returns nothing", lambda: fxgrad.derive(returns_nothing, (randn(3),)), OutputError, "returns nothing"),
     ("returns a string", lambda: fxgrad.derive(returns_text, (randn(3),)), OutputError, "must return"),
+    ("returns a cache", lambda: fxgrad.derive(returns_a_cache, (randn(3),)), OutputError,
+     "`returns_a_cache` returns a KeyValueCache as `cache`, which is not a tensor nor a container "
+     "torch.utils._pytree takes apart: pass use_cache=False, or register the cache with pytree"),
     ("narrow with a tensor start", lambda: fxgrad.derive(lambda x: x.narrow(0, torch.tensor(1), 2), (randn(4),)),
      FxgradError, "narrow"),
     ("tensors that require grad in a list", lambda: fxgrad.derive(reads_a_list_of_weights, (randn(2, 3),)),

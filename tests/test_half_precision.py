@@ -84,7 +84,24 @@ def test_attention_whose_scores_overflow_float16(dtype):
     check_accuracy("sdpa", F.scaled_dot_product_attention, [_near_equal_keys(shapes, 100)], dtype)
 
 
-def check_accuracy(name, fn, draws, dtype):
+# softmax(..., dtype=torch.float32), as HF attention computes its probabilities: the input cast to
+# float32, then the softmax, whatever the input's dtype
+TO_FLOAT32 = [
+    ("softmax dtype=float32", lambda x: F.softmax(x, -1, dtype=torch.float32), [(4, C)], (1, 30, 3000)),
+    ("log_softmax dtype=float32", lambda x: x.log_softmax(0, dtype=torch.float32), [(C, 4)], (1, 30, 3000)),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16],
+                         ids=["float64", "float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("name, fn, shapes, scales", TO_FLOAT32, ids=[op[0] for op in TO_FLOAT32])
+def test_softmax_in_float32_as_accurate_as_autograd(name, fn, shapes, scales, dtype):
+    # a float64 input is rounded to float32 (the reference's own rounding is float32's)
+    check_accuracy(name, fn, [_inputs(shapes, scale) for scale in scales], dtype,
+                   rounding=torch.float32 if dtype == torch.float64 else dtype)
+
+
+def check_accuracy(name, fn, draws, dtype, rounding=None):
     for draw, exact in enumerate(draws):
         low = [x.to(dtype) if x.is_floating_point() else x for x in exact]
         g = torch.Generator().manual_seed(1)
@@ -94,7 +111,7 @@ def check_accuracy(name, fn, draws, dtype):
         reference = autograd_grads(fn, [x.double() if x.is_floating_point() else x for x in low], grad_outputs)
         expected = autograd_grads(fn, low, low_grad_outputs)
         derived = fxgrad.derive(fn, tuple(low))(*low, *low_grad_outputs)
-        tolerance = 4 * torch.finfo(dtype).eps
+        tolerance = 4 * torch.finfo(rounding or dtype).eps
         for i, (d, e, r) in enumerate(zip(derived, expected, reference)):
             if r is None:
                 continue

@@ -137,6 +137,53 @@ def test_batch_norm_in_training_matches_autograd_and_leaves_the_running_statisti
         torch.testing.assert_close(d, e)
 
 
+class SelfAttention(nn.Module):
+    def __init__(self, batch_first):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(8, 2, batch_first=batch_first)
+
+    def forward(self, x):
+        return self.attention(x, x, x)  # (the output, and the weights averaged over the heads)
+
+
+def encoder_layer(norm_first, batch_first):
+    return nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, norm_first=norm_first, batch_first=batch_first)
+
+
+def decoder_layer(norm_first, batch_first):
+    return nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, norm_first=norm_first, batch_first=batch_first)
+
+
+# torch's attention modules, as transformer code builds them: (B, T, C) batch first, else (T, B, C)
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch_first", "sequence_first"])
+@pytest.mark.parametrize("make_module, sequences", [
+    (SelfAttention, 1),
+    (lambda batch_first: encoder_layer(False, batch_first), 1),
+    (lambda batch_first: encoder_layer(True, batch_first), 1),
+    (lambda batch_first: decoder_layer(False, batch_first), 2),
+    (lambda batch_first: decoder_layer(True, batch_first), 2),
+], ids=["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoderLayer norm_first",
+        "TransformerDecoderLayer", "TransformerDecoderLayer norm_first"])
+def test_torch_attention_modules_match_autograd(make_module, sequences, batch_first):
+    torch.manual_seed(0)
+    module = make_module(batch_first).double().eval()
+    shapes = [(2, 5, 8), (2, 7, 8)][:sequences]  # a decoder's target and memory
+    for seed in (0, 1):
+        g = torch.Generator().manual_seed(seed)
+        inputs = tuple(torch.randn(s if batch_first else (s[1], s[0], s[2]), generator=g, dtype=torch.float64)
+                       for s in shapes)
+        if seed == 0:
+            bwd = fxgrad.derive(module, inputs)
+        outputs = [out for out in torch.utils._pytree.tree_leaves(module(*inputs)) if out is not None]
+        grad_outputs = [torch.randn(out.shape, generator=g, dtype=torch.float64) for out in outputs]
+        leaves = [x.detach().clone().requires_grad_() for x in inputs]
+        expected = torch.autograd.grad(
+            [out for out in torch.utils._pytree.tree_leaves(module(*leaves)) if out is not None],
+            leaves + list(module.parameters()), grad_outputs)
+        for name, derived, e in zip(bwd.grad_names, bwd(*inputs, *grad_outputs), expected):
+            torch.testing.assert_close(derived, e, rtol=1e-9, atol=1e-10, msg=lambda m: f"{name}: {m}")
+
+
 def test_batch_norm_is_beyond_fx_which_reads_its_input_checks_as_control_flow():
     with pytest.raises(fxgrad.TraceError, match="fx could not trace"):
         fxgrad.derive(nn.BatchNorm1d(3), (torch.randn(4, 3),), tracer="fx")

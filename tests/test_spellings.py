@@ -49,11 +49,15 @@ def test_new_tensors_like_a_value_carry_no_gradient(fn, tracer):
     assert_matches_autograd(fn, fxgrad.derive(fn, (X,), tracer=tracer), (X,))
 
 
-def test_filling_with_a_tensor_value_is_refused():
-    # autograd differentiates `x.fill_(v)` with respect to a tensor v
-    with pytest.raises(fxgrad.UnsupportedArgumentError, match="filling with a tensor"):
-        fxgrad.derive(lambda x, v: x * torch.empty_like(x).fill_(v), (X, torch.tensor(2.0, dtype=torch.float64)),
-                      tracer="export")
+def test_filling_with_a_tensor_value_is_differentiated_with_respect_to_it():
+    # autograd differentiates `x.fill_(v)` with respect to a tensor v: v copied into every element
+    from checks import assert_matches_autograd
+
+    def f(x, v):
+        return x * torch.empty_like(x).fill_(v)
+
+    inputs = (X, torch.tensor(2.0, dtype=torch.float64))
+    assert_matches_autograd(f, fxgrad.derive(f, inputs, tracer="export"), inputs)
 
 
 A, V, W = torch.randn(2, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)

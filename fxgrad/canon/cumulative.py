@@ -4,7 +4,9 @@ from typing import Callable
 
 import torch
 
-from .registry import aten, define, emit, lowers, static_dim, unsupported_argument
+from ..graph import value
+from .conversion import convert
+from .registry import aten, define, emit, lowers, static_dim
 
 define({
     torch.cumsum: lambda input, dim: input.cumsum(dim),
@@ -14,9 +16,8 @@ define({
 
 def _cumulative_lowering(op: Callable) -> Callable:
     def lowering(input, dim, *, dtype=None):
-        if dtype is not None:
-            unsupported_argument(f"{op.__name__}(dtype=...)")
-        return emit(op, input, static_dim(dim))
+        # dtype=: the input cast to it first, as torch computes it
+        return emit(op, convert(input, value(dtype)), static_dim(dim))
 
     return lowering
 

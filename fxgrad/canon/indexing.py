@@ -5,10 +5,16 @@ Python indexing is lowered onto three canonical ops, as ATen records it: `select
 a functional backward (`select_scatter`, `slice_scatter`, `index_add`/`index_put`).
 """
 
-import torch
+import operator
+import sys
 
+import torch
+import torch.fx as fx
+
+from ..errors import MutationError
 from ..graph import value
 from .registry import aten, define, dim_in_range, emit, is_constant, lowers, unsupported_argument
+from .shape import fill
 
 
 def _full(dims: int) -> tuple:
@@ -32,6 +38,60 @@ def _slice(input, dim, start, end, step):
     if is_constant(start, None, 0) and end is None and is_constant(step, None, 1):
         return input
     return emit(aten.slice, input, dim, start, end, None if is_constant(step, 1) else step)
+
+
+def written_back(view, base, new):
+    """`base` with the elements its slice or select `view` shows replaced by `new` (the inverse
+    of the view, as functionalisation writes a change of a view back to its base): the pieces
+    of `base` on either side joined with `new`. None where `view` is not such a view of `base`
+    with constant bounds (a step of 1, an end past the start) or a constant index."""
+    node = view.node if isinstance(view, fx.Proxy) else None
+    if node is None or node.meta.get("fxgrad_op") not in (torch.select, aten.slice):
+        return None  # (a view of another kind: `y.t()`, `y.detach()`)
+    op, args = node.meta["fxgrad_op"], node.meta["fxgrad_args"]
+    if not isinstance(base, fx.Proxy) or args[0] is not base.node:
+        return None
+    dim = args[1]
+    if op is torch.select and isinstance(args[2], int):
+        index = args[2]
+        before = None if index == 0 else (None, index)
+        after = None if index == -1 else (index + 1, None)
+        pieces = [emit(torch.unsqueeze, new, dim)]
+    elif op is aten.slice and args[4] is None and all(i is None or isinstance(i, int) for i in args[2:4]):
+        start, end = args[2], args[3]
+        first, last, _ = slice(start, end).indices(value(base).shape[dim])
+        if first > last:  # (an empty view whose pieces around it would overlap)
+            return None
+        before = None if start in (None, 0) else (None, start)
+        after = None if end is None or end >= sys.maxsize else (end, None)
+        pieces = [new]
+    else:
+        return None
+    if before is not None:
+        pieces.insert(0, _slice(base, dim, *before, None))
+    if after is not None:
+        pieces.append(_slice(base, dim, *after, None))
+    return pieces[0] if len(pieces) == 1 else emit(torch.cat, tuple(pieces), dim)
+
+
+@lowers(operator.setitem)
+def _set_item(input, index, values):
+    """The out-of-place twin of `x[index] = values`, the value x then has, for indices of ints,
+    slices and `...`: the view they make, filled with `values`, written back step by step."""
+    indices = index if isinstance(index, tuple) else (index,)
+    if not all(i is Ellipsis or isinstance(i, slice) or type(i) is int for i in indices):
+        raise MutationError("item assignment through tensors, lists or None as indices is not supported (write "
+                            "`torch.where(mask, v, y)` rather than `y[mask] = v`)")
+    view = index_tensor(input, index)
+    new = fill(view, values)
+    while view.node is not input.node:
+        base = fx.Proxy(view.node.meta["fxgrad_args"][0], view.tracer)
+        new = written_back(view, base, new)
+        if new is None:
+            raise MutationError(f"item assignment through `{index}`, a slice with a step or with bounds read at run "
+                                "time, is not supported")
+        view = base
+    return new
 
 
 def _whole(i) -> bool:

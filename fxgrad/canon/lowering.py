@@ -15,6 +15,7 @@ from torch.fx.operator_schemas import normalize_function
 from ..decompose import STUCK_ON, aten_graph, decompose, wants_decomposition
 from ..errors import FxgradError, MutationError, RandomnessError, TraceError, source_location
 from ..graph import EvaluationError, GraphBuilder, nodes_after, value
+from .indexing import written_back
 from .norms import running_statistics
 from .registry import LOWERINGS, aten, emit, op_name
 
@@ -60,7 +61,7 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             without_grad = not grad_enabled or _computed_without_grad(node)
             if without_grad:
                 args, kwargs = map_aggregate((args, kwargs), _detached)
-            target, changed, (aliases, views) = _functional_target(node, kwargs, env, owners)
+            target, changed, (aliases, views, written_to) = _functional_target(node, kwargs, env, owners)
             if changed is not None and without_grad and grad_enabled and not _computed_without_grad(changed):
                 raise MutationError(f"`{op_name(traced_target(node))}` changes in place, with grad mode off, a value "
                                     "computed with it on, which autograd differentiates as if unchanged")
@@ -71,11 +72,26 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
                 if isinstance(before, fx.Proxy) and (changed.op in ("get_attr", "placeholder")
                                                      or any(before is new for new in builder.state_updates.values())):
                     builder.update_state(before, env[node])  # a running statistic (others are refused)
-                for alias in aliases:  # later reads of the changed tensor see its new value
-                    env[alias] = env[node]
-                for view in views:  # and so do its views, made again from it
-                    env[view] = _append(view, traced_target(view), *_arguments(view, env), owners, builder,
-                                        graph._root.prev)
+                new = env[node]
+                while True:
+                    for alias in aliases:  # later reads of the changed tensor see its new value
+                        env[alias] = new
+                    for view in views:  # and so do its views, made again from it
+                        env[view] = _append(view, traced_target(view), *_arguments(view, env), owners, builder,
+                                            graph._root.prev)
+                    if written_to is None:
+                        break
+                    # a change of a slice or select of a tensor read afterwards: that tensor with the
+                    # view's elements replaced, as functionalisation writes it back to its base
+                    last_before = graph._root.prev
+                    new = written_back(before, env[written_to], new)
+                    if new is None:
+                        raise _refusal(op_name(traced_target(node)), _read_afterwards(written_to))
+                    for new_node in nodes_after(last_before):
+                        new_node.stack_trace = node.stack_trace
+                    changed, before = written_to, env[written_to]
+                    aliases, views, written_to = _check_change(node, op_name(traced_target(node)), changed, env,
+                                                               owners)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
         except EvaluationError as error:  # a torch op failing on the example values: the function fails there
@@ -213,27 +229,29 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
     An in-place op (`y.add_(x)`, `y += x`, `inplace=True`) is lowered as its out-of-place twin
     (`add` for `add_`), and the changed value then stands for the result, as torch's
     functionalisation does: later reads of `y`, of an alias that is `y` itself, or of a view
-    made from `y` (`y[0]`, `y.t()`) see the new value. Refused where a value would differ from
-    torch's: a change of an input, parameter or buffer (the caller would observe it; batch
-    norm's running statistics aside, which no gradient reads), a change
-    through a view whose base is read afterwards, `out=` and item assignment. Random ops are
-    refused too."""
+    made from `y` (`y[0]`, `y.t()`) see the new value. A change of a slice or select of a tensor
+    read afterwards (`y[..., 1:].copy_(x)`, as export records `y[..., 1:] = x`) is written back
+    to it, as functionalisation does: the third of the traced values returned is that tensor.
+    Refused where a value would differ from torch's: a change of an input, parameter or buffer
+    (the caller would observe it; batch norm's running statistics aside, which no gradient
+    reads), a change through another view whose base is read afterwards, and `out=`. Random
+    ops are refused too."""
     target = traced_target(node)
     name = op_name(target)
     if _is_random(node, target):
         refuse_randomness(name)
-    if kwargs.get("out") is not None or target in _ITEM_ASSIGNMENTS:
+    if kwargs.get("out") is not None:
         raise MutationError(
             f"`{name}` changes a tensor in place; fxgrad derives functions whose inputs and values do not "
             "change (write `y = x + 1` rather than `x.add_(1)`, `torch.where(mask, v, y)` rather than `y[mask] = v`)"
         )
     twin = _out_of_place_twin(node, target, env)
     if twin is None and kwargs.get("inplace") is not True:
-        return target, None, ([], [])
+        return target, None, ([], [], None)
     target = target if twin is None else twin
     changed = node.args[0] if node.args else None
     if not _is_tensor_node(changed, env):  # (a number changed "in place" is a new number)
-        return target, None, ([], [])
+        return target, None, ([], [], None)
     return target, changed, _check_change(node, name, changed, env, owners)
 
 
@@ -263,10 +281,11 @@ def _is_tensor_node(argument: Any, env: dict[fx.Node, Any]) -> bool:
 
 
 def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any],
-                  owners: list[torch.nn.Module]) -> tuple[list[fx.Node], list[fx.Node]]:
+                  owners: list[torch.nn.Module]) -> tuple[list[fx.Node], list[fx.Node], fx.Node | None]:
     """The traced values that are the tensor `changed` itself (`y`, `y.contiguous()`), and those
-    that are views made from it, that `node` changes in place; refuses the change unless,
-    derived out of place, every value agrees with torch's.
+    that are views made from it, that `node` changes in place, and the tensor `changed` is a
+    view of where that one is read afterwards (None if it is not); refuses the change unless,
+    derived out of place (and written back to that tensor), every value agrees with torch's.
 
     Which values share elements is read from the example values, where a copy that a lowering
     writes as the value itself (`y.clone()`) shares them too: it keeps the old value, as in torch."""
@@ -303,12 +322,25 @@ def _check_change(node: fx.Node, name: str, changed: Any, env: dict[fx.Node, Any
     if state and not {_state_memory(other, env, owners) for other in state} <= running_statistics(owners[0]):
         problem = "an input, parameter or buffer, which the caller would see changed"
     elif not_made_again and not only_metadata:
-        problem = f"a tensor that `{not_made_again[0].name}`, read afterwards, shares memory with"
+        base = changed.args[0] if changed.args else None
+        if not (_is_tensor_node(base, env) and _shares_memory(changed, env)):
+            problem = _read_afterwards(not_made_again[0])
+        else:  # written back to its base, which its own check then decides about
+            return ([other for other in sharing if other in aliases], [other for other in sharing if other in views],
+                    base)
     else:
         if only_metadata:
-            return [changed], []
-        return [other for other in sharing if other in aliases], [other for other in sharing if other in views]
-    raise MutationError(
+            return [changed], [], None
+        return [other for other in sharing if other in aliases], [other for other in sharing if other in views], None
+    raise _refusal(name, problem)
+
+
+def _read_afterwards(other: fx.Node) -> str:
+    return f"a tensor that `{other.name}`, read afterwards, shares memory with"
+
+
+def _refusal(name: str, problem: str) -> MutationError:
+    return MutationError(
         f"`{name}` changes in place {problem}; fxgrad derives functions whose inputs do not change and whose "
         "views see the values they were made from (write `y = x + 1` rather than `x.add_(1)`, "
         "`F.relu(x)` rather than `F.relu(x, inplace=True)`)"
@@ -395,6 +427,8 @@ def _out_of_place_twin(node: fx.Node, target: Any, env: dict[fx.Node, Any]) -> A
     """For an in-place op, the key of its out-of-place twin (`Tensor.add` for `Tensor.add_`,
     `torch.relu` for `torch.relu_`, `aten.add` for `aten.add_`, `operator.add` for `y += x` on a
     tensor; itself where none is known); None for an op that changes nothing."""
+    if target in _ITEM_ASSIGNMENTS:  # lowered as the value the tensor then has
+        return operator.setitem
     if target in _AUGMENTED:  # in place on a tensor; on a number (a size), a new number
         return _AUGMENTED[target] if node.args and _is_tensor_node(node.args[0], env) else None
     if isinstance(node.target, torch._ops.OpOverload):

@@ -6,6 +6,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..graph import value
+from .conversion import convert
 from .registry import aten, call, define, emit, lowers, lowers_directly, static_dim, unsupported_argument
 
 define({
@@ -224,19 +226,18 @@ def _softmax_lowering(op: Callable) -> Callable:
     def lowering(input, dim=None, _stacklevel=3, dtype=None):
         if dim is None:
             unsupported_argument(f"{op.__name__} without `dim` (its implicit dim is deprecated)")
-        if dtype is not None:
-            unsupported_argument(f"{op.__name__}(dtype=...)")
-        return emit(op, input, static_dim(dim))
+        # dtype=: the input cast to it first, as torch computes it
+        return emit(op, convert(input, value(dtype)), static_dim(dim))
 
     return lowering
 
 
 def _aten_softmax_lowering(op: Callable) -> Callable:
     def lowering(input, dim, dtype_or_half_to_float=None):
-        # softmax.int takes a dtype, _softmax a half_to_float flag: both must be off
-        if dtype_or_half_to_float not in (None, False):
-            unsupported_argument(f"{op.__name__} to another dtype")
-        return emit(op, input, static_dim(dim))
+        # softmax.int takes a dtype; _softmax a half_to_float flag, a float16 input computed and
+        # returned in float32
+        dtype = torch.float32 if dtype_or_half_to_float is True else dtype_or_half_to_float or None
+        return emit(op, convert(input, dtype), static_dim(dim))
 
     return lowering
 

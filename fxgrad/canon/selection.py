@@ -1,8 +1,10 @@
-"""Reductions that select (max, min, amax, amin), gathering, and repeating, rolling, flipping.
+"""Reductions that select (max, min, amax, amin), sorting (sort, topk), gathering, and repeating,
+rolling, flipping.
 
 `x.max()` reduces every dim; `x.max(1)` returns (values, indices), a tuple-valued op whose
-results are taken with `item` (`x.max(1)[0]`, `x.max(1).values`); `x.amax(dims)` returns values
-only. The binary `torch.max(a, b)` is `torch.maximum`, lowered where that op is.
+results are taken with `item` (`x.max(1)[0]`, `x.max(1).values`), as do `x.sort(1)` and
+`x.topk(2)`; `x.amax(dims)` returns values only. The binary `torch.max(a, b)` is
+`torch.maximum`, lowered where that op is.
 """
 
 import torch
@@ -10,8 +12,8 @@ import torch
 from ..graph import is_tensor, value
 from .indexing import index_tensor
 from .pieces import item
-from .registry import (LOWERINGS, aten, define, dim_in_range, emit, lowers, sizes, splat, static_dim,
-                       unsupported_argument)
+from .registry import (LOWERINGS, aten, define, dim_in_range, emit, lowers, options_given, sizes, splat,
+                       static_dim, unsupported_argument)
 
 
 def _one_or_all(values: tuple):
@@ -53,6 +55,12 @@ define({
     torch.repeat_interleave: lambda input, repeats, dim: input.repeat_interleave(repeats, dim),
     torch.roll: roll,
     torch.flip: lambda input, dims: splat(input.flip, dims),
+    # (values, indices), options written where they are not torch's defaults
+    torch.sort: lambda input, dim, descending, stable: (
+        input.sort(stable=True, dim=dim, **options_given({"descending": False}, descending=descending)) if stable
+        else input.sort(dim, **options_given({"descending": False}, descending=descending))),
+    torch.topk: lambda input, k, dim, largest, sorted: input.topk(
+        k, dim, **options_given({"largest": True, "sorted": True}, largest=largest, sorted=sorted)),
 })
 
 
@@ -83,6 +91,16 @@ def _select_reduction(op):
         return emit(op, input, dims, keepdim and dims is not None)
 
     return lowering
+
+
+@lowers(torch.sort, "Tensor.sort", aten.sort)
+def _sort(input, dim=-1, descending=False, stable=False):
+    return emit(torch.sort, input, dim_in_range(input, dim), descending, bool(stable))
+
+
+@lowers(torch.topk, "Tensor.topk", aten.topk)
+def _topk(input, k, dim=-1, largest=True, sorted=True):
+    return emit(torch.topk, input, k, dim_in_range(input, dim), largest, sorted)
 
 
 lowers(torch.amax, "Tensor.amax", aten.amax)(_select_reduction(torch.amax))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..errors import RandomnessError
 from ..graph import value
-from .conversion import same_device
+from .conversion import convert, same_device
 from .registry import (aten, call, define, dim_in_range, emit, given, is_constant, lowers, lowers_directly, sizes,
                        splat, static_dim, unsupported_argument)
 
@@ -117,8 +117,18 @@ def _full_like(input, fill_value, *, dtype=None, layout=None, device=None, pin_m
 
 
 @lowers("Tensor.fill", aten.fill)
-def _fill(input, fill_value):  # the out-of-place twin of `x.fill_(v)`: every value of x is replaced
+def fill(input, fill_value):  # the out-of-place twin of `x.fill_(v)`: every value of x is replaced
+    if isinstance(fill_value, torch.fx.Proxy) and isinstance(value(fill_value), torch.Tensor):
+        return copy(input, fill_value)  # a 0-d tensor (export's record of `x[0] = 0.5`)
     return _full_like(input, fill_value)
+
+
+@lowers("Tensor.copy", aten.copy)
+def copy(input, src, non_blocking=False):
+    """The out-of-place twin of `x.copy_(src)`: every value of x replaced by src's, broadcast to
+    x's shape and cast to its dtype."""
+    src = convert(src, value(input).dtype, value(input).device)
+    return src if value(src).shape == value(input).shape else emit(torch.Tensor.expand_as, src, input)
 
 
 def _new(fill_value):

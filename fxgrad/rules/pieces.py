@@ -18,8 +18,11 @@ def item_(g, values, index):
 
 @rule(torch.cat, math="y = cat(x₁, x₂, …): ∂xₖ = ∂y's piece of xₖ")
 def cat(g, tensors, dim):
-    pieces = g.split([t.size(dim) for t in tensors], dim)
-    return (tuple(pieces[i] for i in range(len(tensors))),)
+    # torch.cat skips 1-D empty tensors, whatever the dim (an HF cache of keys starts as one): no
+    # gradient for them
+    joined = [i for i, t in enumerate(tensors) if not (value(t).ndim == 1 and value(t).numel() == 0)]
+    pieces = g.split([tensors[i].size(dim) for i in joined], dim)
+    return (tuple(pieces[joined.index(i)] if i in joined else None for i in range(len(tensors))),)
 
 
 @rule(torch.stack, math="y = stack(x₁, x₂, …): ∂xₖ = ∂y[k]")

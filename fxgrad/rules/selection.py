@@ -32,6 +32,22 @@ def max_along(g, input, dim, keepdim, *, out):
     return torch.zeros_like(input).scatter(dim, indices, grad)
 
 
+def _to_indices(g, input, dim, out):
+    """Each value's gradient back to the place its index names (distinct places), zero elsewhere."""
+    grad, _ = g  # the indices carry no gradient
+    return torch.zeros_like(input).scatter(dim, out[1], grad)
+
+
+@rule(torch.sort, math="(y, i) = sort(x): ∂x = zeros with ∂y put back at i")
+def sort(g, input, dim, descending, stable, *, out):
+    return _to_indices(g, input, dim, out)  # the indices are a permutation
+
+
+@rule(torch.topk, math="(y, i) = topk(x): ∂x = zeros with ∂y put back at i")
+def topk(g, input, k, dim, largest, sorted, *, out):
+    return _to_indices(g, input, dim, out)
+
+
 @rule(torch.gather, math="y = gather(x, i): ∂x = zeros with ∂y added at i")
 def gather(g, input, dim, index):
     # each gathered element back to where it came from; repeated indices add up
