@@ -131,8 +131,10 @@ class ReadableCodeGen(fx.graph.CodeGen):
         return PythonCode(src, printer.globals, None)
 
 
-def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list[tuple[fx.Node, str]], str]:
-    """The parameters, the statements (node, `name = expression`) and the returned expression."""
+def _lay_out(nodes: list[fx.Node], printer: "_Printer", may_nest=lambda node, user: True
+             ) -> tuple[list[str], list[tuple[fx.Node, str]], str]:
+    """The parameters, the statements (node, `name = expression`) and the returned expression;
+    `may_nest(node, user)` may forbid writing a value inside its user's expression."""
     printer.namespace.create_name(printer.root_module, None)  # `self` is the module, never a value
     for node in nodes:
         printer.namespace.create_name(node.name, node)  # reserve every node's name before globals
@@ -146,7 +148,7 @@ def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list
             returned = printer.render(node.args[0])[0]
         else:
             expression = printer.expression(node)
-            if _nests(node, expression[0]):
+            if _nests(node, expression[0]) and may_nest(node, next(iter(node.users))):
                 printer.nested[node] = expression
             else:
                 printer.name_statement(node)
