@@ -22,7 +22,7 @@ from .arguments import Call, Structure, bind
 from .emit import ReadableCodeGen
 from .errors import InputError
 from .execution import prepare, recomputed
-from .graph import FORWARD
+from .graph import FORWARD, remove_dead_code
 from .guards import holds_at
 from .state import Source, find_state, read_live
 from .trace import _name, autocast_state
@@ -107,7 +107,7 @@ def partition(derivation: Derivation, memory_budget: float = 1.0) -> Partition:
     backward_graph.output(tuple(env[n] if isinstance(n, fx.Node) else n for n in gradients))
 
     for part in (forward_graph, backward_graph):
-        part.eliminate_dead_code()
+        remove_dead_code(part)
         part.set_codegen(ReadableCodeGen(provenance=False))
     reached_from = _incoming_gradients_used(backward_graph, len(grad_outputs))
     forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
