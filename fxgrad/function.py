@@ -197,6 +197,9 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
         >>> w.grad.shape
         torch.Size([3, 2])
     """
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)) or not 0 <= memory_budget <= 1:
+        raise InputError(f"memory_budget must be a number from 0 to 1 (the fraction of the bytes to save), "
+                         f"not {memory_budget!r}")
     example = bind(fn, example_inputs, kwargs)
     state = find_state(fn, example.n_positional)
     now = state.fingerprint()  # the state's fingerprint, taken at each call

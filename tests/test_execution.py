@@ -130,6 +130,12 @@ def test_retain_graph_backward_twice():
     torch.testing.assert_close(second, want)
 
 
+@pytest.mark.parametrize("budget", [1.5, -0.1, "half", None, True])
+def test_a_memory_budget_outside_0_to_1_is_refused(budget):
+    with pytest.raises(fxgrad.InputError, match="memory_budget must be a number from 0 to 1"):
+        fxgrad.function(torch.sin, (torch.randn(3),), memory_budget=budget)
+
+
 @pytest.mark.parametrize("name", ["SiLU MLP", "nanoGPT block"])
 def test_a_memory_budget_of_half_saves_about_half(name):
     fn, inputs = next((fn, inputs) for model, (fn, inputs) in bench.models("tiny").items() if model.startswith(name))
