@@ -47,6 +47,7 @@ _IN_PLACE_UNARY = {torch.sigmoid: "sigmoid_", torch.tanh: "tanh_", torch.exp: "e
 _ALLOCATING = set(_IN_PLACE_BINARY) | set(_IN_PLACE_UNARY) | {
     operator.matmul, torch.matmul, operator.pow, torch.pow, torch.special.ndtr,
     torch.nn.functional.silu, torch.nn.functional.gelu, torch.nn.functional.linear, torch.addmm,
+    torch.zeros_like, torch.ones_like, torch.full_like,
 }
 # Tensor methods written in place on the tensor they are called on (cross-entropy's one-hot
 # gradient, `softmax.scatter_add(...)`), and the methods whose result is a new tensor.
@@ -74,7 +75,16 @@ def _copied(graph: fx.Graph) -> fx.Graph:
     return copied
 
 
+# Views that may stand for their base: a view of a fresh tensor read by nothing else is fresh.
+_VIEWS = {"flatten", "view", "view_as", "reshape"}
+
+
 def _allocates(node: fx.Node) -> bool:
+    """Whether `node`'s value is a fresh tensor: made by an op that allocates, or a view of one
+    that nothing else reads (`torch.zeros_like(x).flatten(-2)`)."""
+    if node.op == "call_method" and node.target in _VIEWS:
+        base = node.args[0]
+        return isinstance(base, fx.Node) and len(base.users) == 1 and _allocates(base)
     if node.op == "call_method":
         return node.target in _ALLOCATING_METHODS
     return node.op == "call_function" and node.target in _ALLOCATING
