@@ -105,6 +105,7 @@ def partition(derivation: Derivation, memory_budget: float = 1.0) -> Partition:
         if not in_forward(node) or node in in_backward or (node.op == "get_attr" and node not in saved):
             env[node] = backward_graph.node_copy(node, env.__getitem__)
     backward_graph.output(tuple(env[n] if isinstance(n, fx.Node) else n for n in gradients))
+    _just_before_use([env[node] for node in computed if node in in_backward], backward_graph)
 
     for part in (forward_graph, backward_graph):
         remove_dead_code(part)
@@ -122,7 +123,7 @@ def _just_before_use(recomputed: list[fx.Node], graph: fx.Graph) -> None:
     """Move the values the backward computes again to just before their first reader, so that
     each is held as briefly as when it is computed in the backward proper."""
     for node in reversed(recomputed):  # its recomputed readers have moved already
-        position = {node: i for i, node in enumerate(graph.nodes)}
+        position = {other: i for i, other in enumerate(graph.nodes)}
         min(node.users, key=position.__getitem__).prepend(node)
 
 
