@@ -131,10 +131,8 @@ class ReadableCodeGen(fx.graph.CodeGen):
         return PythonCode(src, printer.globals, None)
 
 
-def _lay_out(nodes: list[fx.Node], printer: "_Printer", may_nest=lambda node, user: True
-             ) -> tuple[list[str], list[tuple[fx.Node, str]], str]:
-    """The parameters, the statements (node, `name = expression`) and the returned expression;
-    `may_nest(node, user)` may forbid writing a value inside its user's expression."""
+def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list[tuple[fx.Node, str]], str]:
+    """The parameters, the statements (node, `name = expression`) and the returned expression."""
     printer.namespace.create_name(printer.root_module, None)  # `self` is the module, never a value
     for node in nodes:
         printer.namespace.create_name(node.name, node)  # reserve every node's name before globals
@@ -148,7 +146,7 @@ def _lay_out(nodes: list[fx.Node], printer: "_Printer", may_nest=lambda node, us
             returned = printer.render(node.args[0])[0]
         else:
             expression = printer.expression(node)
-            if _nests(node, expression[0]) and may_nest(node, next(iter(node.users))):
+            if _nests(node, expression[0]) and printer.may_nest(node, next(iter(node.users))):
                 printer.nested[node] = expression
             else:
                 printer.name_statement(node)
@@ -201,6 +199,9 @@ class _Printer:
         self.nested: dict[fx.Node, tuple[str, int]] = {}
         self.globals: dict[str, Any] = {}
         self.variables: dict[fx.Node, fx.Node] = {}  # see _accumulated_variables
+        # whether a value may be written inside its user's expression besides `_nests`'s reasons
+        # (the execution printer forbids it across an in-place op)
+        self.may_nest = lambda node, user: True
 
     def name_statement(self, node: fx.Node) -> None:
         """The variable a statement assigns: its own name, or that of the gradient it is a step

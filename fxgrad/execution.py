@@ -144,7 +144,8 @@ class ExecutionCodeGen(ReadableCodeGen):
     def _gen_python_code(self, nodes, root_module: str, namespace, **_: Any) -> PythonCode:
         nodes = list(nodes)
         printer = _Printer(namespace, root_module)
-        parameters, statements, returned = _lay_out(nodes, printer, may_nest=_not_across_writes(nodes))
+        printer.may_nest = _not_across_writes(nodes)
+        parameters, statements, returned = _lay_out(nodes, printer)
         # where each variable is read last, in the order the statements run
         last_read: dict[str, int] = {}
         for i, (node, _) in enumerate(statements):
