@@ -65,6 +65,8 @@ def prepare(module: fx.GraphModule, boxed: bool = False) -> fx.GraphModule:
     graph.set_codegen(ExecutionCodeGen(boxed))
     prepared = fx.GraphModule(module, graph, class_name=type(module).__name__)
     prepared.meta.update(module.meta)
+    for hook in module._forward_pre_hooks.values():  # reading its state by name on each call (`read_live`)
+        prepared.register_forward_pre_hook(hook)
     return prepared
 
 

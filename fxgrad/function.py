@@ -259,7 +259,7 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
                 results = forward(*args)
             n_returned = parts.n_outputs + len(parts.state)
             outputs, saved = results[: parts.n_outputs], results[n_returned:]
-            _write_state(parts, results[parts.n_outputs:n_returned])
+            _write_state(forward, parts.state, results[parts.n_outputs:n_returned])
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
             ctx.parts, ctx.backward_module, ctx.n_returned = parts, backward, n_returned
@@ -329,12 +329,13 @@ def _saved_values_recorded(ctx) -> list:
         return list(ctx.parts.forward(*ctx.args)[ctx.n_returned:])
 
 
-def _write_state(parts: Partition, values: Sequence[torch.Tensor]) -> None:
+def _write_state(forward: Callable, state: list[str], values: Sequence[torch.Tensor]) -> None:
     """Write the new values of the buffers the forward updates (batch norm's running statistics
-    in training) into them, in place, as the function does when run eagerly."""
+    in training) into them, in place, as the function does when run eagerly: the buffers the
+    forward that ran has just read by name."""
     with torch.no_grad():
-        for target, new in zip(parts.state, values):
-            operator.attrgetter(target)(parts.forward).copy_(new)
+        for target, new in zip(state, values):
+            operator.attrgetter(target)(forward).copy_(new)
 
 
 def _check_call(fn: Callable, example: Call, args: tuple, kwargs: dict) -> Call:
