@@ -18,7 +18,8 @@ from .canon.pieces import item
 from .arguments import Structure, bind
 from .errors import FxgradError, InputError, OutputError, ParameterError, TraceError, described
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
-from .graph import FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable, read_attributes, value
+from .graph import (FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable,
+                    read_attributes, remove_dead_code, value, without_gc)
 from .reverse import reverse
 from .shaped import dims_for
 from .state import Source, StateGuard, find_state, read_live, refresh
@@ -258,6 +259,7 @@ class Derivation:
     state_guard: StateGuard | None = None  # the fingerprint of the state it is derived for
 
 
+@without_gc
 def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
                  wrt: Sequence[int] | None = None, simplify: bool = True, tracer: str = "auto",
                  with_outputs: bool = False) -> Derivation:
@@ -340,14 +342,13 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
     state = [(node, new) for node, new in builder.state_updates.items() if node.op == "get_attr"] if with_outputs else []
     returned = (outputs + [new for _, new in state] if with_outputs else []) + results
     graph.output(tuple(r.node if isinstance(r, fx.Proxy) else r for r in returned))
-    graph.eliminate_dead_code()
+    remove_dead_code(graph)
     # what each returned value is: an output of fn (None), or the gradient of a value
     gradient_of = [None] * (len(outputs) + len(state) if with_outputs else 0) + [p.node for p in differentiable_proxies]
     if simplify:
         simplifier.simplify(graph, builder)
         simplifier.finish(graph, gradient_of)
     emit.name_gradients(graph, [None] * (len(gradient_of) - len(grad_names)) + grad_names)
-    graph.lint()
     output_names = [output.node.name for output in outputs]
     guards = Guards(
         inputs=[TensorSpec(name, x.shape, x.dtype) for name, x in zip(traced.input_names, inputs)],
@@ -374,7 +375,7 @@ def _copy_computing(graph: fx.Graph, outputs: list) -> fx.Graph:
     for node in graph.nodes:
         env[node] = copied.node_copy(node, env.__getitem__)
     copied.output(tuple(env[out.node] if isinstance(out, fx.Proxy) else out for out in outputs))
-    copied.eliminate_dead_code()
+    remove_dead_code(copied)
     drop_values(list(copied.nodes))
     return copied
 

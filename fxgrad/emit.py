@@ -203,7 +203,8 @@ def _lay_out(nodes: list[fx.Node], printer: "_Printer") -> tuple[list[str], list
             returned = printer.render(node.args[0])[0]
         else:
             expression = printer.expression(node)
-            if node not in with_gradient and _nests(node, expression[0]):
+            if (node not in with_gradient and _nests(node, expression[0])
+                    and printer.may_nest(node, next(iter(node.users)))):
                 printer.nested[node] = expression
             else:
                 printer.name_statement(node)
@@ -399,6 +400,9 @@ class _Printer:
         self.variables: dict[fx.Node, fx.Node] = {}  # see _accumulated_variables
         self.wanted: dict[fx.Node, str] = {}  # see _display_names
         self.gradient_of: dict[fx.Node, fx.Node] = {}  # a gradient statement's value, named as printed
+        # whether a value may be written inside its user's expression besides `_nests`'s reasons
+        # (the execution printer forbids it across an in-place op)
+        self.may_nest = lambda node, user: True
 
     def name_statement(self, node: fx.Node) -> None:
         """The variable a statement assigns: its own name, or that of the gradient it is a step

@@ -9,6 +9,7 @@ saved values and the incoming gradients. The backward never re-runs the forward,
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
@@ -20,7 +21,8 @@ from .api import Derivation, derive_graph
 from .arguments import Call, Structure, bind
 from .emit import ReadableCodeGen
 from .errors import InputError
-from .graph import FORWARD
+from .execution import prepare, recomputed
+from .graph import FORWARD, remove_dead_code
 from .guards import holds_at
 from .state import Source, find_state, read_live
 from .trace import _name, autocast_state
@@ -50,8 +52,10 @@ class Partition:
         return self.holds[sizes]
 
 
-def partition(derivation: Derivation) -> Partition:
-    """Cut a joint graph (returning `fn`'s outputs, then the gradients) into forward and backward."""
+def partition(derivation: Derivation, memory_budget: float = 1.0) -> Partition:
+    """Cut a joint graph (returning `fn`'s outputs, then the gradients) into forward and backward.
+    With `memory_budget` < 1, cheap forward values are computed again in the backward instead of
+    saved (`execution.recomputed`), until the bytes saved are that fraction of all of them."""
     graph = derivation.graph
     n_outputs = len(derivation.output_shapes)
     placeholders = [node for node in graph.nodes if node.op == "placeholder"]
@@ -73,8 +77,15 @@ def partition(derivation: Derivation) -> Partition:
 
     computed = [node for node in graph.nodes
                 if node.op in ("call_function", "call_method", "get_attr") and node not in parameters]
-    saved = [node for node in inputs + parameters + computed
-             if in_forward(node) and any(not in_forward(user) and user is not output for user in node.users)]
+
+    def saved_for(recomputing: set) -> list[fx.Node]:
+        """The forward values a backward node reads, or a forward value the backward computes again."""
+        return [node for node in inputs + parameters + computed
+                if in_forward(node) and node not in recomputing
+                and any((not in_forward(user) or user in recomputing) and user is not output for user in node.users)]
+
+    in_backward = recomputed(saved_for, set(inputs) | set(parameters), memory_budget) if memory_budget < 1 else set()
+    saved = saved_for(in_backward)
 
     forward_graph, env = fx.Graph(), {}
     for node in inputs + parameters:  # a parameter is an argument of the forward: autograd sees it
@@ -90,12 +101,14 @@ def partition(derivation: Derivation) -> Partition:
         env[node] = backward_graph.placeholder(node.name)
         env[node].meta = dict(node.meta)
     for node in computed:
-        if not in_forward(node) or (node.op == "get_attr" and node not in saved):  # constants: read again
+        # the backward's own nodes, the forward values it computes again, and constants: read again
+        if not in_forward(node) or node in in_backward or (node.op == "get_attr" and node not in saved):
             env[node] = backward_graph.node_copy(node, env.__getitem__)
     backward_graph.output(tuple(env[n] if isinstance(n, fx.Node) else n for n in gradients))
+    _just_before_use([env[node] for node in computed if node in in_backward], backward_graph)
 
     for part in (forward_graph, backward_graph):
-        part.eliminate_dead_code()
+        remove_dead_code(part)
         part.set_codegen(ReadableCodeGen(provenance=False))
     reached_from = _incoming_gradients_used(backward_graph, len(grad_outputs))
     forward = fx.GraphModule(derivation.attributes, forward_graph, class_name="Forward")
@@ -104,6 +117,14 @@ def partition(derivation: Derivation) -> Partition:
     read_live(backward, derivation.sources)
     return Partition(forward, backward, n_outputs, len(saved), derivation.structure, derivation.state,
                      reached_from=reached_from)
+
+
+def _just_before_use(recomputed: list[fx.Node], graph: fx.Graph) -> None:
+    """Move the values the backward computes again to just before their first reader, so that
+    each is held as briefly as when it is computed in the backward proper."""
+    for node in reversed(recomputed):  # its recomputed readers have moved already
+        position = {other: i for i, other in enumerate(graph.nodes)}
+        min(node.users, key=position.__getitem__).prepend(node)
 
 
 def _incoming_gradients_used(backward: fx.Graph, n_grad_outputs: int) -> list[frozenset[int]]:
@@ -149,7 +170,7 @@ def layout(args: Sequence[torch.Tensor]) -> tuple[tuple, ...]:
 
 
 def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
-             compile: bool = False) -> Callable:
+             compile: bool = False, memory_budget: float = 1.0) -> Callable:
     """`fn` as a function whose autograd backward is its derived backward.
 
     Calling the result runs the forward part of `fn`'s joint graph, records one autograd node,
@@ -163,7 +184,11 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
     namedtuple, a dataclass, ..., its tensors the derived function's).
     A backward with `create_graph=True` is itself differentiable (gradient penalties,
     Hessian-vector products). `compile=True` passes both parts through
-    `torch.compile(fullgraph=True)`.
+    `torch.compile(fullgraph=True)`; otherwise they run with the execution passes
+    (`fxgrad.execution`: in place where a value is read no more, each value freed after its last
+    use). `memory_budget` < 1 trades time for memory: cheap elementwise, normalisation and view
+    values are computed again in the backward instead of saved, until the bytes saved are about
+    that fraction of those saved at 1 (0: as few as recomputing cheap ops gets to).
 
     Example:
         >>> import torch, fxgrad
@@ -173,6 +198,9 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
         >>> w.grad.shape
         torch.Size([3, 2])
     """
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)) or not 0 <= memory_budget <= 1:
+        raise InputError(f"memory_budget must be a number from 0 to 1 (the fraction of the bytes to save), "
+                         f"not {memory_budget!r}")
     example = bind(fn, example_inputs, kwargs)
     state = find_state(fn, example.n_positional)
     now = state.fingerprint()  # the state's fingerprint, taken at each call
@@ -205,12 +233,14 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
             inputs, keywords = call.rebuild([x.detach() for x in args[:len(call.tensors)]])
             # traced under the caller's autocast, which the graph then holds as casts (see `trace`)
             derivation = derive_graph(fn, inputs, kwargs=keywords, wrt=wrt, with_outputs=True)
-            parts = partition(derivation)
+            parts = partition(derivation, memory_budget)
             parts.generic = derivation.guards.fixed_sizes is None
             parts.holds[at_sizes.sizes] = True
-            forward, backward = parts.forward, parts.backward
-            if compile:
-                forward, backward = torch.compile(forward, fullgraph=True), torch.compile(backward, fullgraph=True)
+            if compile:  # the compiler reinplaces and plans memory itself, from the functional graphs
+                forward, compiled = torch.compile(parts.forward, fullgraph=True), torch.compile(parts.backward, fullgraph=True)
+                backward = lambda args: compiled(*args)  # noqa: E731 (takes its arguments as one list too)
+            else:
+                forward, backward = prepare(parts.forward), prepare(parts.backward, boxed=True)
             # the first partition of a layout with sizes read at run time serves its other sizes
             partitions[key if generic is None and parts.generic else at_sizes] = parts, forward, backward
             return parts, forward, backward
@@ -229,10 +259,10 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
                 results = forward(*args)
             n_returned = parts.n_outputs + len(parts.state)
             outputs, saved = results[: parts.n_outputs], results[n_returned:]
-            _write_state(parts, results[parts.n_outputs:n_returned])
+            _write_state(forward, parts.state, results[parts.n_outputs:n_returned])
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
-            ctx.forward_module, ctx.backward_module, ctx.n_returned = forward, backward, n_returned
+            ctx.parts, ctx.backward_module, ctx.n_returned = parts, backward, n_returned
             ctx.tensor_positions = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
             ctx.save_for_backward(*(saved[i] for i in ctx.tensor_positions))
             ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
@@ -253,14 +283,17 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
             given = {i for i, grad in enumerate(grad_outputs) if grad is not None}
             grad_outputs = [torch.zeros(shape, dtype=dtype, device=device) if grad is None else grad
                             for grad, (shape, dtype, device) in zip(grad_outputs, ctx.outputs_like)]
-            if torch.is_grad_enabled():  # create_graph: these gradients are differentiated in turn
-                saved = _saved_values_recorded(ctx)
-            else:
-                saved = list(ctx.saved_values)
-                for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
-                    saved[position] = tensor
             with torch._C._DisableAutocast():
-                grads = ctx.backward_module(*saved, *grad_outputs)
+                if torch.is_grad_enabled():  # create_graph: these gradients are differentiated in turn
+                    # functional: autograd records each op on its own values
+                    grads = ctx.parts.backward(*_saved_values_recorded(ctx), *grad_outputs)
+                else:
+                    # the backward holds the only references to the saved values, and frees each
+                    # after its last use, as autograd frees a node's saved values once it has run
+                    args = _saved_values(ctx) + grad_outputs
+                    ctx.maybe_clear_saved_tensors()
+                    del grad_outputs
+                    grads = ctx.backward_module(args)
             # (none for the call)
             return (None, *(grad if given & reached else None for grad, reached in zip(grads, ctx.reached_from)))
 
@@ -271,6 +304,14 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
 
     derived.partition_for = partition_for
     return derived
+
+
+def _saved_values(ctx) -> list:
+    """The values the forward saved: its tensors from autograd, the rest as kept."""
+    saved = list(ctx.saved_values)
+    for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
+        saved[position] = tensor
+    return saved
 
 
 def _saved_values_recorded(ctx) -> list:
@@ -285,21 +326,27 @@ def _saved_values_recorded(ctx) -> list:
                 "the values it was called with"
             )
     with torch._C._DisableAutocast():
-        return list(ctx.forward_module(*ctx.args)[ctx.n_returned:])
+        return list(ctx.parts.forward(*ctx.args)[ctx.n_returned:])
 
 
-def _write_state(parts: Partition, values: Sequence[torch.Tensor]) -> None:
+def _write_state(forward: Callable, state: list[str], values: Sequence[torch.Tensor]) -> None:
     """Write the new values of the buffers the forward updates (batch norm's running statistics
-    in training) into them, in place, as the function does when run eagerly."""
+    in training) into them, in place, as the function does when run eagerly: the buffers the
+    forward that ran has just read by name."""
     with torch.no_grad():
-        for target, new in zip(parts.state, values):
-            operator.attrgetter(target)(parts.forward).copy_(new)
+        for target, new in zip(state, values):
+            operator.attrgetter(target)(forward).copy_(new)
 
 
 def _check_call(fn: Callable, example: Call, args: tuple, kwargs: dict) -> Call:
     """The call taken apart; refused if `fn` cannot take it, or where it gives something other
     than a tensor for an argument the example gave one for. (Other forms, constants, dtypes,
     ranks and sizes derive a partition of their own.)"""
+    if (example.plain and not kwargs and len(args) == example.n_positional
+            and all(isinstance(arg, torch.Tensor) and not arg.is_nested for arg in args)):
+        # the example's form, tensors by position: taken apart as the example was, without
+        # reading `fn`'s signature again (the hot path of a training loop)
+        return dataclasses.replace(example, tensors=list(args), leaves=list(args), outputs=None)
     expected = f"`{_name(fn)}` takes its arguments as derived ({', '.join(f'{form.name}: {form.kind()}' for form in example.arguments)})"
     try:
         call = bind(fn, args, kwargs)

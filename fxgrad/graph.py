@@ -9,13 +9,15 @@ mis-shaped tensor fails at derive time rather than when the user calls the backw
 
 from __future__ import annotations
 
+import functools
+import gc
 import operator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.fx as fx
-from torch.fx.node import map_aggregate
+from torch.fx.node import _side_effectful_functions, map_aggregate
 
 from .errors import FxgradError, InputError, UnsupportedArgumentError, described
 
@@ -247,3 +249,32 @@ def nodes_after(node: fx.Node) -> list[fx.Node]:
         node = node.next
         nodes.append(node)
     return nodes
+
+
+def remove_dead_code(graph: fx.Graph) -> None:
+    """fx's `eliminate_dead_code` for graphs of canonical ops, which are pure: every node that
+    no value depends on goes, but placeholders, the output, in-place methods and the functions fx
+    knows to have side effects (`torch._assert`). fx asks each node whether it is impure, which
+    reads ATen schemas and costs far more than the walk."""
+    for node in reversed(graph.nodes):
+        if (not node.users and node.op not in ("placeholder", "output")
+                and not (node.op == "call_method" and node.target.endswith("_"))
+                and node.target not in _side_effectful_functions):
+            graph.erase_node(node)
+
+
+def without_gc(fn: Callable) -> Callable:
+    """`fn` run with Python's cyclic garbage collector paused: building a graph makes many objects
+    and no garbage cycles worth collecting midway, and each collection walks all the nodes."""
+
+    @functools.wraps(fn)
+    def paused(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused

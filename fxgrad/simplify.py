@@ -31,7 +31,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch.fx.node import map_aggregate
 
-from .graph import DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED, GraphBuilder, evaluate, is_tensor, value
+from .graph import DERIVED_FROM, FORWARD, GRADIENT_OF, USER_NAMED, GraphBuilder, evaluate, is_tensor, remove_dead_code, value
 
 # ---------------------------------------------------------------------------------------------
 # A uniform view of nodes: an op name and positional arguments, whatever the spelling.
@@ -346,7 +346,7 @@ def simplify(graph: fx.Graph, builder: GraphBuilder, applied: list[str] | None =
     changed = True
     while changed:
         changed = _apply_rewrites(graph, builder, applied if applied is not None else [])
-        graph.eliminate_dead_code()  # also the nodes of replacements that did not fit
+        remove_dead_code(graph)  # also the nodes of replacements that did not fit
         changed |= eliminate_common_subexpressions(graph)
 
 
@@ -537,4 +537,4 @@ def finish(graph: fx.Graph, gradient_of: list[fx.Node | None]) -> None:
                     written = graph.call_method("new_zeros", (inputs[0], tuple(val.shape)), {"dtype": val.dtype})
             written.meta["val"] = val
             node.replace_all_uses_with(written)
-    graph.eliminate_dead_code()
+    remove_dead_code(graph)

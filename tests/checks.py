@@ -63,7 +63,9 @@ FORBIDDEN_IN_CODE = ("autograd", "torch.func", "backward", "aten.", "torch.ops",
 
 
 def assert_closed_form(bwd) -> None:
-    """The derived code is ordinary torch: no autograd, no opaque backward kernels, no ATen."""
+    """The derived code is ordinary torch: no autograd, no opaque backward kernels, no ATen; and
+    its graph is well formed (`derive` does not lint it, to be fast)."""
+    bwd.graph.lint()
     code = "\n".join(line for line in bwd.code.splitlines() if not line.strip().startswith("#"))
     for word in FORBIDDEN_IN_CODE:
         assert word not in code, f"`{word}` in the derived code:\n{bwd.code}"

@@ -117,9 +117,10 @@ def gelu(g, input, approximate):
         tanh_inner = torch.tanh(inner)
         d_inner = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * input * input)
         return g * (0.5 * (1 + tanh_inner) + 0.5 * input * (1 - tanh_inner * tanh_inner) * d_inner)
-    # gelu(x) = x·Φ(x): d = Φ(x) + x·φ(x), with Φ the normal CDF (ndtr) and φ(x) = e^(-x²/2)/√(2π);
-    # eight elementwise ops, each a pass over the tensor in eager mode
-    cdf = torch.special.ndtr(input)
+    # gelu(x) = x·Φ(x): d = Φ(x) + x·φ(x), with Φ(x) = (1 + erf(x/√2))/2 the normal CDF and
+    # φ(x) = e^(-x²/2)/√(2π); through erf, as torch's kernel, not special.ndtr (a composite of
+    # several passes, about 12× exp on CPU)
+    cdf = (1 + torch.erf(input * (1 / math.sqrt(2)))) * 0.5
     x_pdf = input * torch.exp(input * input * -0.5) * (1 / math.sqrt(2 * math.pi))
     return g * (cdf + x_pdf)
 
