@@ -857,5 +857,6 @@ CASES = [
     case("torch.cat onto an empty 1-D tensor (an HF cache's first keys)",
          lambda x: torch.cat((x.new_zeros(0), x.exp()), dim=-2), (2, 3)),
     decomposed("Tensor.reshape_as", lambda x, y: x.reshape_as(y) * y, (2, 3), (3, 2), fixes_sizes=True),
-    case("Tensor.unflatten (nn.MultiheadAttention)", lambda x: x.unflatten(-1, (2, 3)).sum(-1) * x[:, :2], (2, 6)),
+    case("Tensor.unflatten (nn.MultiheadAttention)", lambda x: x.unflatten(-1, (2, 3)).sum(-1) * x[:, :2], (2, 6),
+         literal_sizes=True),
 ]
