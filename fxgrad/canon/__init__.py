@@ -36,6 +36,7 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
     reduction,
     selection,
     shape,
+    scatter,
 )
 from .lowering import GRAD_DISABLED, RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target
 from .registry import LOWERINGS, OPS, emit, lowers, op_name, supported_ops

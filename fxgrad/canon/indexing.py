@@ -8,7 +8,7 @@ a functional backward (`select_scatter`, `slice_scatter`, `index_add`/`index_put
 import torch
 
 from ..graph import value
-from .registry import aten, define, dim_in_range, emit, is_constant, lowers, unsupported_argument
+from .registry import aten, define, dim_in_range, emit, is_constant, lowers, static_dim, unsupported_argument
 
 
 def _full(dims: int) -> tuple:
@@ -20,10 +20,20 @@ def _write_index(input, indices):
     return input[tuple(slice(None) if i is None else i for i in indices)]
 
 
+def diagonal_arguments(offset, dim1, dim2) -> tuple:
+    """`(offset, dim1, dim2)` of a diagonal, left out where they are torch's defaults."""
+    return () if (offset, dim1, dim2) == (0, 0, 1) else (offset, dim1, dim2)
+
+
+def _write_diagonal(input, offset, dim1, dim2):
+    return input.diagonal(*diagonal_arguments(offset, dim1, dim2))
+
+
 define({
     torch.select: lambda input, dim, index: input[(*_full(dim), index)],
     aten.slice: lambda input, dim, start, end, step: input[(*_full(dim), slice(start, end, step))],
     aten.index: _write_index,
+    torch.diagonal: _write_diagonal,
 })
 
 
@@ -129,3 +139,28 @@ def _narrow(input, dim, start, length):
 @lowers(aten.index)
 def _aten_index(input, indices):
     return index_tensor(input, tuple(slice(None) if i is None else i for i in indices))
+
+
+@lowers(torch.diagonal, "Tensor.diagonal", aten.diagonal, aten.diagonal_copy)
+def _diagonal(input, offset=0, dim1=0, dim2=1):
+    return emit(torch.diagonal, input, offset, dim_in_range(input, dim1), dim_in_range(input, dim2))
+
+
+@lowers(torch.diag, "Tensor.diag", aten.diag)
+def _diag(input, diagonal=0):
+    if value(input).ndim == 2:  # a matrix's diagonal
+        return _diagonal(input, diagonal)
+    return _diag_embed(input, diagonal, 0, 1)  # a vector as the diagonal of a square matrix
+
+
+@lowers(torch.diag_embed, "Tensor.diag_embed", aten.diag_embed)
+def _diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    # the last dim written on the diagonal (`offset` above the main one) of zeros, in dims dim1 and dim2
+    ndim = value(input).ndim + 1
+    dim1, dim2 = static_dim(dim1) % ndim, static_dim(dim2) % ndim
+    size = input.size(-1) + abs(offset)
+    shape = [input.size(d) for d in range(ndim - 2)]
+    for dim in sorted((dim1, dim2)):
+        shape.insert(dim, size)
+    zeros = emit(torch.Tensor.new_full, input, tuple(shape), 0, None)
+    return emit(torch.diagonal_scatter, zeros, input, offset, dim1, dim2)

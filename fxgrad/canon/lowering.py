@@ -222,12 +222,13 @@ def _functional_target(node: fx.Node, kwargs: dict, env: dict[fx.Node, Any],
     name = op_name(target)
     if _is_random(node, target):
         refuse_randomness(name)
-    if kwargs.get("out") is not None or target in _ITEM_ASSIGNMENTS:
+    if kwargs.get("out") is not None or (target in _ITEM_ASSIGNMENTS and not _assigns_at_indices(target, node, env)):
         raise MutationError(
             f"`{name}` changes a tensor in place; fxgrad derives functions whose inputs and values do not "
             "change (write `y = x + 1` rather than `x.add_(1)`, `torch.where(mask, v, y)` rather than `y[mask] = v`)"
         )
-    twin = _out_of_place_twin(node, target, env)
+    # (`y[idx] = v` at tensors of indices is its own twin: its lowering writes an index_put)
+    twin = target if target in _ITEM_ASSIGNMENTS else _out_of_place_twin(node, target, env)
     if twin is None and kwargs.get("inplace") is not True:
         return target, None, ([], [])
     target = target if twin is None else twin
@@ -249,6 +250,16 @@ def _is_random(node: fx.Node, target: Any) -> bool:
 
 
 _ITEM_ASSIGNMENTS = {operator.setitem, "Tensor.__setitem__"}
+
+
+def _assigns_at_indices(target: Any, node: fx.Node, env: dict[fx.Node, Any]) -> bool:
+    """Whether an item assignment `y[idx] = v` indexes with tensors (of indices), as index_put
+    writes it; ints and slices there are refused (write `select_scatter`, `slice_scatter`)."""
+    if target is not operator.setitem:  # (as fx records it)
+        return False
+    index = node.args[1] if len(node.args) > 1 else None
+    return any(_is_tensor_node(i, env) for i in (index if isinstance(index, (tuple, list)) else (index,)))
+
 
 # Python's augmented assignments (`y += x`), in place on a tensor, and their out-of-place twins.
 _AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
@@ -398,7 +409,13 @@ def _out_of_place_twin(node: fx.Node, target: Any, env: dict[fx.Node, Any]) -> A
     if target in _AUGMENTED:  # in place on a tensor; on a number (a size), a new number
         return _AUGMENTED[target] if node.args and _is_tensor_node(node.args[0], env) else None
     if isinstance(node.target, torch._ops.OpOverload):
-        return getattr(aten, target.__name__.rstrip("_")) if node.target._schema.is_mutable else None
+        schema = node.target._schema
+        if not schema.is_mutable:
+            return None
+        first = schema.arguments[0].alias_info
+        if (first is None or not first.is_write) and target in LOWERINGS:
+            return None  # it writes other arguments, which its lowering records (batch norm's running statistics)
+        return getattr(aten, target.__name__.rstrip("_"))
     name = target if isinstance(target, str) else getattr(target, "__name__", "")
     if getattr(operator, name, None) is target:  # `operator.and_` is `a & b`, not in place
         return None

@@ -96,4 +96,5 @@ from . import (  # noqa: E402,F401  (registers the rules)
     reduction,
     selection,
     shape,
+    scatter,
 )
