@@ -60,9 +60,9 @@ def test_an_op_whose_decompositions_stop_short_is_refused_naming_where():
                        r"at `aten.logcumsumexp`, which has none\), used at cumulative line 54") as info:
         fxgrad.derive(cumulative, (torch.randn(4),))
     assert info.value.op == "torch.logcumsumexp" and info.value.stuck_on == "aten.logcumsumexp"
-    with pytest.raises(fxgrad.UnsupportedOpError, match=r"`torch.trace` \(torch's decompositions of it stop at "
+    with pytest.raises(fxgrad.UnsupportedOpError, match=r"`Tensor.unfold` \(torch's decompositions of it stop at "
                        r"`aten.as_strided`"):
-        fxgrad.derive(torch.trace, (torch.randn(3, 3),))
+        fxgrad.derive(lambda x: x.unfold(0, 2, 1), (torch.randn(3, 3),))
 
 
 def test_no_decomposition_is_needed_on_a_path_without_gradient():
