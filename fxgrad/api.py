@@ -47,6 +47,11 @@ class Backward(fx.GraphModule):
         return dict(shapes.sizes) if shapes is not None else {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple:
+        if any(isinstance(leaf, fx.Proxy) for leaf in torch.utils._pytree.tree_leaves((args, kwargs))):
+            # (fx's symbolic values have no dtype or sizes to check: export and make_fx, which trace
+            # on tensors, check the call as it is made)
+            raise TraceError("fx cannot trace a call of a derived backward, whose call is checked on its "
+                             "arguments' dtypes and sizes")
         args = self.guards.check(args, kwargs)
         self._check_state()
         args = cast_gradients(self.guards, args)

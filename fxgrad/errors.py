@@ -59,6 +59,17 @@ class UnsupportedArgumentError(FxgradError):
     mode, a boolean mask as an index, a norm other than the 2-norm)."""
 
 
+# Ops that have no rule by design, and why.
+_NO_RULE_BECAUSE = {
+    "aten.as_strided": (
+        "as_strided reads the input's memory through strides and an offset: which element of the result is "
+        "which element of the input, and how many times it is read, depend on how the input is laid out in "
+        "memory, which a traced value does not fix (a view, a transpose, a copy of it all lay it out "
+        "differently). Write the view with the ops that say which elements they take (view, reshape, "
+        "diagonal, narrow, indexing)."),
+}
+
+
 class UnsupportedOpError(FxgradError):
     """An op on the path from the differentiated inputs to the outputs has no backward rule."""
 
@@ -68,8 +79,9 @@ class UnsupportedOpError(FxgradError):
         self.supported = supported
         self.stuck_on = stuck_on  # the op torch's decompositions of `op` stop at, where they were tried
         stuck = f" (torch's decompositions of it stop at `{stuck_on}`, which has none)" if stuck_on else ""
+        why = f"{_NO_RULE_BECAUSE[stuck_on or op]}\n" if (stuck_on or op) in _NO_RULE_BECAUSE else ""
         super().__init__(
-            f"fxgrad has no backward rule for `{op}`{stuck}, used at {where}.\n"
+            f"fxgrad has no backward rule for `{op}`{stuck}, used at {where}.\n{why}"
             f"fxgrad.supported_ops() lists the {len(supported)} spellings it differentiates (and the README, by "
             "op); rewrite the function with those, or detach() the value if it needs no gradient."
         )

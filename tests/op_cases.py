@@ -77,6 +77,16 @@ def _shifted_right(x):
     shifted[..., 0] = 0.5
     shifted.__setitem__((0, slice(None, 2)), x[1, 3:])
     return shifted * x
+def _assigned_at(x, v, i):
+    y = x.clone()
+    y[i] = v
+    return y * x
+
+
+def _assigned_number_at(x, i, j):
+    y = x * 2
+    y.__setitem__((i, j), 0.5)
+    return y
 
 
 CASES = [
@@ -816,8 +826,6 @@ CASES = [
     decomposed("F.softsign", F.softsign, (2, 3)),
     decomposed("F.glu", F.glu, (2, 4), fixes_sizes=True),
     decomposed("F.glu dim 0", lambda x: F.glu(x, 0), (4, 3), fixes_sizes=True),
-    case("torch.diag", torch.diag, (3,)),
-    case("torch.diag_embed", torch.diag_embed, (2, 3)),
     case("torch.outer", torch.outer, (3,), (4,)),
     case("torch.kron", torch.kron, (2, 3), (2, 2)),
     case("torch.cross", lambda a, b: torch.cross(a, b, dim=-1), (2, 3), (1, 3), literal_sizes=True),
@@ -859,4 +867,82 @@ CASES = [
     decomposed("Tensor.reshape_as", lambda x, y: x.reshape_as(y) * y, (2, 3), (3, 2), fixes_sizes=True),
     case("Tensor.unflatten (nn.MultiheadAttention)", lambda x: x.unflatten(-1, (2, 3)).sum(-1) * x[:, :2], (2, 6),
          literal_sizes=True),
+    # writing into a tensor: scatter (a repeated index: every value written there gets the gradient
+    # of that place, as torch's autograd gives it, which finite differences do not know), index_put,
+    # the *_scatter ops, copy; the index's sizes are the example's
+    case("torch.scatter", lambda x, s, i: torch.scatter(x, 0, i, s), (3, 4), (2, 4), Index(3, (2, 4)),
+         gradcheck=False, literal_sizes=True),
+    case("Tensor.scatter_ of a clone", lambda x, s, i: x.clone().scatter_(1, i, s) * 2, (2, 5), (2, 3),
+         Index(5, (2, 3)), gradcheck=False, literal_sizes=True),
+    case("Tensor.scatter value", lambda x, i: x.scatter(-1, i, 1.5), (2, 1, 4), Index(4, (2, 1, 2))),
+    case("torch.scatter_add", lambda x, s, i: torch.scatter_add(x, 1, i, s), (3, 4), (3, 2), Index(4, (3, 2)),
+         literal_sizes=True),
+    case("Tensor.scatter_add_ of zeros", lambda x, s, i: x * torch.zeros_like(x).scatter_add_(0, i, s), (3, 2),
+         (5, 2), Index(3, (5, 2)), literal_sizes=True),
+    *[case(f"Tensor.scatter_reduce {reduce}{'' if include_self else ' without self'}",
+           lambda x, s, i, reduce=reduce, include_self=include_self: x.scatter_reduce(
+               0, i, s, reduce, include_self=include_self), (3, 4), (4, 4), Index(3, (4, 4)), literal_sizes=True)
+      for reduce in ("sum", "mean", "amax", "amin", "prod") for include_self in (True, False)],
+    # ties share the extreme's gradient, input's own value counted even where it is not included
+    case("torch.scatter_reduce amax ties", lambda x, s, i: torch.scatter_reduce(
+        x - x.detach(), 0, i, s - s.detach(), "amax") + x, (3, 4), (4, 4), Index(3, (4, 4)), gradcheck=False,
+         literal_sizes=True),
+    case("torch.scatter_reduce amin ties without self", lambda x, s, i: torch.scatter_reduce(
+        x - x.detach(), 1, i, s - s.detach(), "amin", include_self=False) + x, (2, 3), (2, 4), Index(3, (2, 4)),
+         gradcheck=False, literal_sizes=True),
+    # a product over zeros: one zero and several
+    case("torch.scatter_reduce prod zeros", lambda x, s, i: torch.scatter_reduce(
+        x * (x > 0), 0, i, s * (s > 0.5), "prod"), (3, 4), (6, 4), Index(3, (6, 4)), literal_sizes=True),
+    case("torch.index_put", lambda x, v, i: torch.index_put(x, (i,), v), (4, 3), (3,), Index(4, (5,)),
+         gradcheck=False),
+    case("Tensor.index_put accumulate", lambda x, v, i, j: x.index_put((i, j), v, accumulate=True), (4, 3), (1,),
+         Index(4, (5,)), Index(3, (5,))),
+    case("Tensor.index_put_ of a clone", lambda x, v, i: x.clone().index_put_((i,), v, True) * x, (3, 2),
+         (4, 2), Index(3, (4,)), literal_sizes=True),
+    case("x[idx] = v on a clone", _assigned_at, (4, 3), (2, 3), Index(4, (2,)), gradcheck=False, literal_sizes=True),
+    case("y[i, j] = number on a fresh value", _assigned_number_at, (3, 2), Index(3, (2,)), Index(2, (2,))),
+    case("torch.select_scatter", lambda x, s: torch.select_scatter(x, s, 0, 1), (3, 4), (4,)),
+    case("Tensor.select_scatter broadcast", lambda x, s: x.select_scatter(s.expand(2, 4), -1, -1), (2, 4, 5), (1, 4),
+         literal_sizes=True),
+    case("torch.slice_scatter", lambda x, s: torch.slice_scatter(x, s, 1, 1, 4, 2), (2, 5), (2, 2),
+         literal_sizes=True),
+    case("Tensor.slice_scatter", lambda x, s: x.slice_scatter(s), (3, 2), (3, 2)),
+    case("torch.diagonal_scatter", lambda x, s: torch.diagonal_scatter(x, s, 1), (3, 4), (3,), literal_sizes=True),
+    case("Tensor.diagonal_scatter dims", lambda x, s: x.diagonal_scatter(s, -1, 2, 0), (3, 2, 4), (2, 3),
+         literal_sizes=True),
+    case("torch.masked_scatter", lambda x, s: torch.masked_scatter(x, x > 0, s), (3, 4), (3, 4)),
+    case("Tensor.masked_scatter broadcast mask", lambda x, m, s: x.masked_scatter(m > 0, s), (2, 3), (3,), (7,),
+         literal_sizes=True),
+    case("Tensor.copy_ of empty_like", lambda x, s: torch.empty_like(x).copy_(s) * x, (2, 3), (3,)),
+    case("Tensor.copy_ to another dtype", lambda x, s: torch.empty_like(x).copy_(s.float()) + x, (2, 3), (2, 3),
+         gradcheck=False),
+    case("torch.diagonal", lambda x: torch.diagonal(x, 1), (3, 4)),
+    case("Tensor.diagonal dims", lambda x: x.diagonal(-1, 2, 0), (3, 2, 4)),
+    case("torch.diag of a matrix", lambda x: torch.diag(x, -1), (3, 4)),
+    case("torch.diag of a vector", torch.diag, (3,)),
+    case("Tensor.diag of a vector, above", lambda x: x.diag(2), (3,)),
+    case("torch.diag_embed", torch.diag_embed, (2, 3)),
+    case("Tensor.diag_embed dims", lambda x: x.diag_embed(-1, 0, 2), (2, 3)),
+    # batch norm as torch.export's Core ATen decomposition writes it
+    case("aten._native_batch_norm_legit", lambda x, w, b: torch.ops.aten._native_batch_norm_legit(
+        x, w, b, torch.zeros(3, dtype=x.dtype), torch.ones(3, dtype=x.dtype), True, 0.1, 1e-5)[0], (4, 3, 2), (3,),
+         (3,), literal_sizes=True),
+    case("aten._native_batch_norm_legit no_stats", lambda x: torch.ops.aten._native_batch_norm_legit(
+        x, None, None, True, 0.1, 1e-5)[0] * 2, (5, 3)),
+    case("aten._native_batch_norm_legit_no_training",
+         lambda x, w, b: torch.ops.aten._native_batch_norm_legit_no_training(
+             x, w, b, torch.linspace(-1, 1, 3, dtype=x.dtype), torch.linspace(0.5, 2, 3, dtype=x.dtype), 0.1,
+             1e-5)[0], (2, 3, 4), (3,), (3,), literal_sizes=True),
+    # bags of embeddings: 1-D indices with offsets (an empty bag among them), or 2-D, one bag a row
+    case("F.embedding_bag", lambda w, i: F.embedding_bag(i, w, torch.tensor([0, 2, 2])), (5, 3), Index(5, (6,))),
+    case("F.embedding_bag sum per_sample_weights", lambda w, i, p: F.embedding_bag(
+        i, w, torch.tensor([0, 3]), mode="sum", per_sample_weights=p), (5, 3), Index(5, (6,)), (6,),
+         literal_sizes=True),
+    case("F.embedding_bag max include_last_offset", lambda w, i: F.embedding_bag(
+        i, w, torch.tensor([0, 1, 1, 6]), mode="max", include_last_offset=True), (5, 3), Index(5, (6,))),
+    case("F.embedding_bag 2-D max", lambda w, i: F.embedding_bag(i, w, mode="max"), (5, 3), Index(5, (2, 4))),
+    case("F.embedding_bag 2-D padding_idx", lambda w, i: F.embedding_bag(i, w, padding_idx=1), (4, 2),
+         Index(4, (3, 4)), gradcheck=False),
+    case("aten._embedding_bag", lambda w, i: torch.ops.aten._embedding_bag(w, i, torch.tensor([0, 4]), False, 1)[0],
+         (5, 3), Index(5, (6,))),
 ]

@@ -36,6 +36,7 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
     reduction,
     selection,
     shape,
+    scatter,
 )
 from . import matrices  # noqa: F401
 from .lowering import GRAD_DISABLED, RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target

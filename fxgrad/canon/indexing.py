@@ -13,7 +13,7 @@ import torch.fx as fx
 
 from ..errors import MutationError
 from ..graph import value
-from .registry import aten, define, dim_in_range, emit, is_constant, lowers, unsupported_argument
+from .registry import aten, define, dim_in_range, emit, is_constant, lowers, static_dim, unsupported_argument
 from .shape import fill
 
 
@@ -26,10 +26,20 @@ def _write_index(input, indices):
     return input[tuple(slice(None) if i is None else i for i in indices)]
 
 
+def diagonal_arguments(offset, dim1, dim2) -> tuple:
+    """`(offset, dim1, dim2)` of a diagonal, left out where they are torch's defaults."""
+    return () if (offset, dim1, dim2) == (0, 0, 1) else (offset, dim1, dim2)
+
+
+def _write_diagonal(input, offset, dim1, dim2):
+    return input.diagonal(*diagonal_arguments(offset, dim1, dim2))
+
+
 define({
     torch.select: lambda input, dim, index: input[(*_full(dim), index)],
     aten.slice: lambda input, dim, start, end, step: input[(*_full(dim), slice(start, end, step))],
     aten.index: _write_index,
+    torch.diagonal: _write_diagonal,
 })
 
 
@@ -74,14 +84,14 @@ def written_back(view, base, new):
     return pieces[0] if len(pieces) == 1 else emit(torch.cat, tuple(pieces), dim)
 
 
-@lowers(operator.setitem)
-def _set_item(input, index, values):
+def set_item(input, index, values):
     """The out-of-place twin of `x[index] = values`, the value x then has, for indices of ints,
-    slices and `...`: the view they make, filled with `values`, written back step by step."""
+    slices and `...`: the view they make, filled with `values`, written back step by step (at
+    tensors of indices: `canon/scatter.py`)."""
     indices = index if isinstance(index, tuple) else (index,)
     if not all(i is Ellipsis or isinstance(i, slice) or type(i) is int for i in indices):
-        raise MutationError("item assignment through tensors, lists or None as indices is not supported (write "
-                            "`torch.where(mask, v, y)` rather than `y[mask] = v`)")
+        raise MutationError("item assignment through lists or None as indices, or tensors mixed with them, is not "
+                            "supported (write `torch.where(mask, v, y)` rather than `y[mask] = v`)")
     view = index_tensor(input, index)
     new = fill(view, values)
     while view.node is not input.node:
@@ -189,3 +199,10 @@ def _narrow(input, dim, start, length):
 @lowers(aten.index)
 def _aten_index(input, indices):
     return index_tensor(input, tuple(slice(None) if i is None else i for i in indices))
+
+
+@lowers(torch.diagonal, "Tensor.diagonal", aten.diagonal, aten.diagonal_copy)
+def _diagonal(input, offset=0, dim1=0, dim2=1):
+    return emit(torch.diagonal, input, offset, dim_in_range(input, dim1), dim_in_range(input, dim2))
+
+

@@ -268,6 +268,7 @@ def _is_random(node: fx.Node, target: Any) -> bool:
 
 _ITEM_ASSIGNMENTS = {operator.setitem, "Tensor.__setitem__"}
 
+
 # Python's augmented assignments (`y += x`), in place on a tensor, and their out-of-place twins.
 _AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
               operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv,
@@ -432,7 +433,13 @@ def _out_of_place_twin(node: fx.Node, target: Any, env: dict[fx.Node, Any]) -> A
     if target in _AUGMENTED:  # in place on a tensor; on a number (a size), a new number
         return _AUGMENTED[target] if node.args and _is_tensor_node(node.args[0], env) else None
     if isinstance(node.target, torch._ops.OpOverload):
-        return getattr(aten, target.__name__.rstrip("_")) if node.target._schema.is_mutable else None
+        schema = node.target._schema
+        if not schema.is_mutable:
+            return None
+        first = schema.arguments[0].alias_info
+        if (first is None or not first.is_write) and target in LOWERINGS:
+            return None  # it writes other arguments, which its lowering records (batch norm's running statistics)
+        return getattr(aten, target.__name__.rstrip("_"))
     name = target if isinstance(target, str) else getattr(target, "__name__", "")
     if getattr(operator, name, None) is target:  # `operator.and_` is `a & b`, not in place
         return None

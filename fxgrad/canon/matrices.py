@@ -263,8 +263,8 @@ def _diag_embed(input, offset=0, dim1=-2, dim2=-1):
 
 @lowers(torch.diag, "Tensor.diag", aten.diag)
 def _diag(input, diagonal=0):
-    if value(input).ndim != 1:  # the diagonal of a matrix: a view, lowered where views are
-        return NotImplemented
+    if value(input).ndim == 2:  # a matrix's diagonal
+        return emit(torch.diagonal, input, static_dim(diagonal), -2, -1)
     return emit(torch.diag_embed, input, static_dim(diagonal), -2, -1)
 
 

@@ -102,8 +102,9 @@ def _aten_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05,
 
 @lowers(aten.native_layer_norm)
 def _native_layer_norm(input, normalized_shape, weight, bias, eps):
+    # (autograd does not differentiate the statistics: they are constants)
     return _layer_norm(input, normalized_shape, weight, bias, eps), *_moments(
-        input, last_dims(len(normalized_shape)), eps, keepdim=True)
+        emit(torch.detach, input), last_dims(len(normalized_shape)), eps, keepdim=True)
 
 
 @lowers(F.rms_norm, aten.rms_norm)
@@ -168,7 +169,22 @@ def _native_batch_norm(input, weight, bias, running_mean, running_var, training,
     if not training:  # (torch returns empty tensors for the statistics, which nothing reads)
         return out, None, None
     channels = (0, *range(2, value(input).ndim))
-    return out, *_moments(input, channels, eps, keepdim=False)
+    # (autograd does not differentiate the statistics: they are constants)
+    return out, *_moments(emit(torch.detach, input), channels, eps, keepdim=False)
+
+
+@lowers(aten._native_batch_norm_legit)
+def _native_batch_norm_legit(input, weight, bias, *args):
+    # (input, weight, bias, running_mean, running_var, training, momentum, eps), or, in the form
+    # `no_stats`, without the running statistics; they are updated as native_batch_norm's are
+    running_mean, running_var = args[:2] if len(args) == 5 else (None, None)
+    training, momentum, eps = args[-3:]
+    return _native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
+
+
+@lowers(aten._native_batch_norm_legit_no_training)
+def _native_batch_norm_legit_no_training(input, weight, bias, running_mean, running_var, momentum, eps):
+    return _native_batch_norm(input, weight, bias, running_mean, running_var, False, momentum, eps)
 
 
 @lowers(F.normalize)

@@ -104,5 +104,6 @@ from . import (  # noqa: E402,F401  (registers the rules)
     reduction,
     selection,
     shape,
+    scatter,
 )
 from . import matrices  # noqa: E402,F401

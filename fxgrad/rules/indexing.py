@@ -2,6 +2,7 @@
 
 import torch
 
+from ..canon.indexing import diagonal_arguments
 from ..shapes import add_at
 from . import rule
 
@@ -27,3 +28,8 @@ def index(g, input, indices):
     dim = next(d for d, i in enumerate(indices) if i is not None)
     # indices may count from the end, as Python's do; index_add's may not
     return add_at(input, dim, idx % input.size(dim), g)
+
+
+@rule(torch.diagonal)
+def diagonal(g, input, offset, dim1, dim2):
+    return torch.zeros_like(input).diagonal_scatter(g, *diagonal_arguments(offset, dim1, dim2))
