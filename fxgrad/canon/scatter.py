@@ -108,10 +108,3 @@ def _diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
 @lowers(torch.masked_scatter, "Tensor.masked_scatter", aten.masked_scatter)
 def _masked_scatter(input, mask, source):
     return emit(torch.masked_scatter, input, mask, source)
-
-
-@lowers(aten.copy, "Tensor.copy")
-def _copy(input, src, non_blocking=False):
-    # (the out-of-place twin of `y.copy_(x)`): x, in y's dtype, broadcast to y's shape; y's values are gone
-    copied = convert(src, value(input).dtype, value(input).device)
-    return copied if value(copied).shape == value(input).shape else emit(torch.Tensor.expand_as, copied, input)

@@ -15,7 +15,7 @@ def embedding(g, input, weight, padding_idx):
     return None, add_at(weight, 0, input, g)
 
 
-@rule(torch.embedding_bag)
+@rule(torch.embedding_bag, math="y = bag-reduce(W[i]): ∂W = ∂y of each bag added back at its rows (÷ bag size for mean, at the maximum's row for max)")
 def embedding_bag(g, weight, input, offsets, mode, per_sample_weights, include_last_offset, padding_idx, *, out):
     grad = g[0]  # (the other results, indices and sizes, carry none)
     if grad is None:

@@ -30,6 +30,6 @@ def index(g, input, indices):
     return add_at(input, dim, idx % input.size(dim), g)
 
 
-@rule(torch.diagonal)
+@rule(torch.diagonal, math="y = diagonal(x): ∂x = zeros with ∂y on the diagonal")
 def diagonal(g, input, offset, dim1, dim2):
     return torch.zeros_like(input).diagonal_scatter(g, *diagonal_arguments(offset, dim1, dim2))

@@ -17,19 +17,19 @@ def _gathered(g, dim, index, src):
     return g.gather(dim, index)
 
 
-@rule(torch.scatter)
+@rule(torch.scatter, math="y = scatter(x, i, s): ∂x = ∂y zeroed at i, ∂s = gather(∂y, i)")
 def scatter(g, input, dim, index, src):
     # the places written to come from src, the others from input
     grad_src = _gathered(g, dim, index, src) if isinstance(src, torch.fx.Proxy) else None
     return g.scatter(dim, index, 0.0), None, None, grad_src
 
 
-@rule(torch.scatter_add)
+@rule(torch.scatter_add, math="y = scatter_add(x, i, s): ∂x = ∂y, ∂s = gather(∂y, i)")
 def scatter_add(g, input, dim, index, src):
     return g, None, None, _gathered(g, dim, index, src)
 
 
-@rule(torch.scatter_reduce)
+@rule(torch.scatter_reduce, math="y = scatter_reduce(x, i, s): ∂x, ∂s = ∂y at each place, shared as the reduction takes them (mean ÷ count, amax/amin to the extremes, prod as y / value)")
 def scatter_reduce(g, input, dim, index, src, reduce, include_self, *, out):
     grad_input, grad_src = _REDUCED[reduce](g, input, dim, index, src, include_self, out)
     if not include_self:  # the places written to do not read input
@@ -76,31 +76,31 @@ _REDUCED = {"sum": _reduced_sum, "mean": _reduced_mean, "amax": _reduced_extreme
             "prod": _reduced_prod}
 
 
-@rule(torch.index_put)
+@rule(torch.index_put, math="y = x with v put at i: ∂x = ∂y zeroed at i (kept if accumulating), ∂v = ∂y[i]")
 def index_put(g, input, indices, values, accumulate):
     # the values get the gradient of the places they were put at (broadcast: the engine sums it)
     grad_input = g if accumulate else g.index_put(indices, g.new_zeros(()))
     return grad_input, None, g[indices]
 
 
-@rule(torch.select_scatter)
+@rule(torch.select_scatter, math="y = x with s at index k: ∂x = ∂y zeroed there, ∂s = ∂y selected at k")
 def select_scatter(g, input, src, dim, index):
     return g.select_scatter(torch.zeros_like(src), dim, index), g.select(dim, index)
 
 
-@rule(torch.slice_scatter)
+@rule(torch.slice_scatter, math="y = x with s in a slice: ∂x = ∂y zeroed there, ∂s = ∂y sliced")
 def slice_scatter(g, input, src, dim, start, end, step):
     return (g.slice_scatter(torch.zeros_like(src), dim, start, end, step),
             g[(slice(None),) * dim + (slice(start, end, step),)])
 
 
-@rule(torch.diagonal_scatter)
+@rule(torch.diagonal_scatter, math="y = x with s on a diagonal: ∂x = ∂y zeroed there, ∂s = diagonal(∂y)")
 def diagonal_scatter(g, input, src, offset, dim1, dim2):
     where = diagonal_arguments(offset, dim1, dim2)
     return g.diagonal_scatter(torch.zeros_like(src), *where), g.diagonal(*where)
 
 
-@rule(torch.masked_scatter)
+@rule(torch.masked_scatter, math="y = x with s where m: ∂x = ∂y zeroed where m, ∂s = ∂y[m] in order, zeros after")
 def masked_scatter(g, input, mask, source):
     # source's elements fill the masked places in order: the k-th masked place (counted as
     # g's elements are laid out) holds source's k-th element; the rest of source is unused
