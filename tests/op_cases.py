@@ -5,6 +5,7 @@ torch.autograd; test_registry.py proves every rule and every lowering has a case
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Callable
@@ -53,6 +54,11 @@ class OpCase:
                 x = x.sign() * (x.abs() + 0.5)
             tensors.append(x)
         return tuple(tensors)
+
+
+def constant(*shape):
+    """A float64 tensor of `shape` that is no input: what the function computes it from carries no gradient."""
+    return torch.linspace(-1, 1, math.prod(shape), dtype=torch.float64).reshape(shape)
 
 
 def case(name, fn, *shapes, domain="real", gradcheck=True, literal_sizes=False, decomposed=False):
@@ -709,4 +715,33 @@ CASES = [
                (2, 3)),
     decomposed("F.triplet_margin_loss", F.triplet_margin_loss, (2, 3), (2, 3), (2, 3)),
     decomposed("F.normalize", lambda x: F.normalize(x, dim=-1), (2, 3), fixes_sizes=True),
+    case("torch.unflatten", lambda x: torch.unflatten(x, 1, (2, -1)), (2, 6, 3)),
+    case("Tensor.unflatten", lambda x: x.unflatten(-1, (3, 2)), (2, 6)),
+    # ATen's backward ops, which a function differentiating itself records (double backward)
+    case("aten.convolution_backward", lambda g, x, w: torch.ops.aten.convolution_backward(
+        g, x, w, [4], [2, 2], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True]), (2, 4, 3, 3), (2, 3, 6, 5),
+         (4, 3, 3, 3), literal_sizes=True),
+    case("aten.convolution_backward transposed, groups", lambda g, x, w: torch.ops.aten.convolution_backward(
+        g, x, w, [4], [2], [1], [1], True, [1], 2, [True, True, False])[:2], (2, 4, 8), (2, 4, 4), (4, 2, 3),
+         literal_sizes=True),
+    case("aten.native_layer_norm_backward", lambda g, x, w, b: torch.ops.aten.native_layer_norm_backward(
+        g, x, [4], (stats := torch.ops.aten.native_layer_norm(x, [4], w, b, 1e-5))[1], stats[2], w, b,
+        [True, True, True]),
+         (2, 3, 4), (2, 3, 4), (4,), (4,), literal_sizes=True),
+    case("aten.avg_pool2d_backward", lambda g, x: torch.ops.aten.avg_pool2d_backward(
+        g, x, [3, 3], [2, 2], [1, 1], True, False, None), (2, 3, 4, 4), (2, 3, 7, 7), literal_sizes=True),
+    case("aten._adaptive_avg_pool2d_backward", lambda g, x: torch.ops.aten._adaptive_avg_pool2d_backward(g, x),
+         (2, 3, 3, 2), (2, 3, 7, 5)),
+    # (torch defines no derivative of the group norm's; those of the others with respect to the
+    # incoming gradient are scatter-adds, which have no rule yet: test_double_backward.py derives
+    # each through a gradient penalty; here they are constants, scaling a differentiated y)
+    case("aten.native_group_norm_backward", lambda y: torch.ops.aten.native_group_norm_backward(
+        constant(2, 4, 3), x := constant(2, 4, 3).exp(), *torch.ops.aten.native_group_norm(x, None, None, 2, 4, 3, 2,
+                                                                                       1e-5)[1:],
+        None, 2, 4, 3, 2, [True, False, False])[0] * y, (2, 4, 3), literal_sizes=True),
+    case("aten.max_pool2d_with_indices_backward", lambda y: torch.ops.aten.max_pool2d_with_indices_backward(
+        constant(2, 3, 3, 3), x := constant(2, 3, 6, 6).sin(), [2, 2], [2, 2], [0, 0], [1, 1], False,
+        F.max_pool2d(x, 2, return_indices=True)[1]) * y, (2, 3, 6, 6), literal_sizes=True),
+    case("aten.embedding_dense_backward", lambda i, y: torch.ops.aten.embedding_dense_backward(
+        constant(2, 3, 5), i, 4, 1, False) * y, Index(4, (2, 3)), (4, 5), literal_sizes=True),
 ]

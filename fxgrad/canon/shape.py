@@ -15,6 +15,7 @@ from .registry import (aten, call, define, emit, given, is_constant, lowers, low
 define({
     torch.reshape: lambda input, shape: splat(input.reshape, shape),
     torch.flatten: lambda input, start_dim, end_dim: input.flatten(start_dim, end_dim),
+    torch.unflatten: lambda input, dim, sizes: input.unflatten(dim, sizes),
     torch.unsqueeze: lambda input, dim: input.unsqueeze(dim),
     torch.squeeze: lambda input, dim: input.squeeze() if dim is None else input.squeeze(dim),
     torch.Tensor.expand: lambda input, size: splat(input.expand, size),
@@ -49,6 +50,11 @@ def _reshape_method(input, *shape):
     if len(shape) == 1 and isinstance(shape[0], torch.dtype):
         unsupported_argument("view(dtype) (a reinterpretation of the bits, not differentiable)")
     return emit(torch.reshape, input, sizes(shape))
+
+
+@lowers(torch.unflatten, "Tensor.unflatten", aten.unflatten)
+def _unflatten(input, dim, sizes):
+    return emit(torch.unflatten, input, static_dim(dim), tuple(sizes))
 
 
 @lowers(torch.flatten, "Tensor.flatten", aten.flatten)
@@ -93,6 +99,7 @@ def _filled(input, fill_value, dtype, layout, device, requires_grad=False):
         unsupported_argument(f"a new tensor with layout={layout} or requires_grad=True")
     if device is not None and not same_device(torch.device(device), value(input).device):
         unsupported_argument(f"a new tensor on another device ({value(input).device} to {device})")
+    dtype = value(dtype)  # (a dtype read from a tensor, `dtype=x.dtype`: the guards fix it)
     return None if dtype == value(input).dtype else dtype
 
 

@@ -5,7 +5,7 @@ import torch
 from . import rule
 
 
-@rule(torch.reshape, torch.flatten, torch.unsqueeze, torch.squeeze)
+@rule(torch.reshape, torch.flatten, torch.unflatten, torch.unsqueeze, torch.squeeze)
 def reshape(g, input, *shape_arguments):
     return g.reshape(input.shape)
 
