@@ -3,6 +3,7 @@
 from .api import Backward, derive
 from .canon import supported_ops
 from .function import function
+from .hvp import HessianVectorProduct, hvp
 from .errors import (
     FxgradError,
     GradOutputError,
@@ -20,6 +21,8 @@ from .errors import (
 __all__ = [
     "derive",
     "function",
+    "hvp",
+    "HessianVectorProduct",
     "supported_ops",
     "Backward",
     "FxgradError",
