@@ -744,4 +744,19 @@ CASES = [
         F.max_pool2d(x, 2, return_indices=True)[1]) * y, (2, 3, 6, 6), literal_sizes=True),
     case("aten.embedding_dense_backward", lambda i, y: torch.ops.aten.embedding_dense_backward(
         constant(2, 3, 5), i, 4, 1, False) * y, Index(4, (2, 3)), (4, 5), literal_sizes=True),
+    # sliding windows (each other's adjoint) and sampling at a grid
+    case("F.unfold", lambda x: F.unfold(x, (2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), (2, 3, 6, 7)),
+    case("F.unfold unbatched", lambda x: F.unfold(x, 2), (3, 4, 4)),
+    case("F.fold", lambda x: F.fold(x, (5, 6), 2, stride=(1, 2), padding=(1, 0)), (2, 12, 18), literal_sizes=True),
+    case("F.fold unbatched", lambda x: F.fold(x, (3, 3), 2), (8, 4), literal_sizes=True),
+    decomposed("F.grid_sample bilinear zeros", lambda x, g: F.grid_sample(x, g, align_corners=False), (2, 3, 5, 4),
+               (2, 3, 6, 2), fixes_sizes=True),
+    decomposed("F.grid_sample bilinear border align_corners", lambda x, g: F.grid_sample(
+        x, g, padding_mode="border", align_corners=True), (1, 2, 4, 4), (1, 5, 3, 2), fixes_sizes=True),
+    decomposed("F.grid_sample nearest reflection", lambda x, g: F.grid_sample(
+        x, g, mode="nearest", padding_mode="reflection", align_corners=False), (2, 2, 5, 4), (2, 3, 3, 2),
+               fixes_sizes=True),
+    decomposed("F.grid_sample bicubic reflection align_corners", lambda x, g: F.grid_sample(
+        x, g, mode="bicubic", padding_mode="reflection", align_corners=True), (1, 2, 4, 5), (1, 3, 2, 2),
+               fixes_sizes=True),
 ]

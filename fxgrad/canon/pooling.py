@@ -237,3 +237,37 @@ def _pixel_shuffle(input, upscale_factor):
 @lowers(torch.pixel_unshuffle, aten.pixel_unshuffle)
 def _pixel_unshuffle(input, downscale_factor):
     return emit(torch.pixel_unshuffle, input, downscale_factor)
+
+
+# sliding windows: unfold (im2col) gathers each window as a column, fold (col2im) adds them back
+
+_WINDOW_DEFAULTS = {"dilation": 1, "padding": 0, "stride": 1}
+
+
+def _write_unfold(input, kernel_size, dilation, padding, stride):
+    options = options_given(_WINDOW_DEFAULTS, dilation=dilation, padding=padding, stride=stride)
+    return call(F.unfold, input, _one(kernel_size), **options)
+
+
+def _write_fold(input, output_size, kernel_size, dilation, padding, stride):
+    options = options_given(_WINDOW_DEFAULTS, dilation=dilation, padding=padding, stride=stride)
+    return call(F.fold, input, output_size, _one(kernel_size), **options)
+
+
+define({
+    # kernel_size, dilation, padding, stride: a pair each; output_size: a pair, or a size read at run time
+    F.unfold: _write_unfold,
+    F.fold: _write_fold,
+})
+
+
+@lowers(F.unfold, aten.im2col)
+def _unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    return emit(F.unfold, input, *(_per_dim(option, 2) for option in (kernel_size, dilation, padding, stride)))
+
+
+@lowers(F.fold, aten.col2im)
+def _fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    output_size = output_size if isinstance(output_size, torch.fx.Proxy) else _per_dim(output_size, 2)
+    return emit(F.fold, input, output_size,
+                *(_per_dim(option, 2) for option in (kernel_size, dilation, padding, stride)))

@@ -9,7 +9,8 @@ rules hold at every size.
 import torch
 import torch.nn.functional as F
 
-from ..canon.pooling import ADAPTIVE_AVG_POOLS, ADAPTIVE_MAX_POOLS, AVG_POOLS, MAX_POOLS
+from ..canon.pooling import ADAPTIVE_AVG_POOLS, ADAPTIVE_MAX_POOLS, AVG_POOLS, MAX_POOLS, _one
+from ..canon.registry import options_given
 from ..graph import value
 from . import rule
 
@@ -141,3 +142,20 @@ def _separable(g, matrices):
     outs, ins = "abc"[:len(matrices)], "xyz"[:len(matrices)]
     equation = ",".join([f"...{outs}", *(o + i for o, i in zip(outs, ins))]) + f"->...{ins}"
     return torch.einsum(equation, g, *matrices)
+
+
+@rule(F.unfold)
+def unfold(g, input, kernel_size, dilation, padding, stride):
+    # each column is a window of the input: fold adds every window's gradient back where it was read
+    return F.fold(g, input.shape[-2:], _one(kernel_size), **_window_options(dilation, padding, stride))
+
+
+@rule(F.fold)
+def fold(g, input, output_size, kernel_size, dilation, padding, stride):
+    # fold adds each column into its window: the adjoint reads every window of g as a column
+    return F.unfold(g, _one(kernel_size), **_window_options(dilation, padding, stride))
+
+
+def _window_options(dilation, padding, stride) -> dict:
+    return options_given({"dilation": 1, "padding": 0, "stride": 1}, dilation=dilation, padding=padding,
+                         stride=stride)
