@@ -759,4 +759,20 @@ CASES = [
     decomposed("F.grid_sample bicubic reflection align_corners", lambda x, g: F.grid_sample(
         x, g, mode="bicubic", padding_mode="reflection", align_corners=True), (1, 2, 4, 5), (1, 3, 2, 2),
                fixes_sizes=True),
+    # distances
+    case("torch.cdist", torch.cdist, (2, 5, 3), (2, 4, 3)),
+    case("torch.cdist broadcast batch", torch.cdist, (2, 1, 4, 3), (3, 5, 3)),
+    case("torch.cdist matrix products", lambda a, b: torch.cdist(a, b, compute_mode="use_mm_for_euclid_dist"),
+         (4, 3), (5, 3)),
+    case("torch.cdist more than 25 rows", torch.cdist, (26, 3), (4, 3)),  # torch's matrix-product path
+    # (0 where a distance is 0, as autograd: no derivative there for finite differences)
+    case("torch.cdist zero distance", lambda a, b: torch.cdist(a, torch.cat((a[:1], b))), (3, 2), (2, 2),
+         gradcheck=False),
+    case("torch.cdist p=1", lambda a, b: torch.cdist(a, b, p=1), (2, 3, 4), (2, 5, 4)),
+    case("torch.cdist p=3", lambda a, b: torch.cdist(a, b, p=3), (3, 4), (5, 4)),
+    case("torch.cdist p=0.5", lambda a, b: torch.cdist(a, b, p=0.5), (3, 4), (2, 4)),
+    case("torch.cdist p=inf", lambda a, b: torch.cdist(a, b, p=float("inf")), (3, 4), (2, 4)),
+    case("torch.cdist p=0", lambda a, b: torch.cdist(a, b, p=0) * a.sum(), (3, 4), (2, 4)),
+    case("torch.pdist", torch.pdist, (5, 3)),
+    case("F.pdist p=1.5 repeated row", lambda x: F.pdist(torch.cat((x, x[:1])), 1.5), (4, 3), gradcheck=False),
 ]

@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
     contractions,
     conversion,
     cumulative,
+    distances,
     embedding,
     indexing,
     linalg,
