@@ -775,4 +775,10 @@ CASES = [
     case("torch.cdist p=0", lambda a, b: torch.cdist(a, b, p=0) * a.sum(), (3, 4), (2, 4)),
     case("torch.pdist", torch.pdist, (5, 3)),
     case("F.pdist p=1.5 repeated row", lambda x: F.pdist(torch.cat((x, x[:1])), 1.5), (4, 3), gradcheck=False),
+    # bicubic resampling
+    case("F.interpolate bicubic size", lambda x: F.interpolate(x, size=(7, 3), mode="bicubic"), (2, 3, 4, 5)),
+    case("F.interpolate bicubic align_corners", lambda x: F.interpolate(
+        x, size=(9, 1), mode="bicubic", align_corners=True), (2, 3, 4, 5)),
+    case("F.interpolate bicubic scale_factor", lambda x: F.interpolate(x, scale_factor=(3, 0.5), mode="bicubic"),
+         (1, 2, 4, 6)),
 ]

@@ -76,7 +76,7 @@ define({
        for op in ADAPTIVE_AVG_POOLS.values()},
     # pad: (left, right) pairs from the last dim backwards; mode: constant, reflect, replicate, circular
     F.pad: _write_pad,
-    # mode: nearest, linear, bilinear, trilinear; scale_factor: a tuple of floats, or None for `size`
+    # mode: nearest, linear, bilinear, trilinear, bicubic; scale_factor: a tuple of floats, or None for `size`
     F.interpolate: _write_interpolate,
     torch.pixel_shuffle: lambda input, upscale_factor: torch.pixel_shuffle(input, upscale_factor),
     torch.pixel_unshuffle: lambda input, downscale_factor: torch.pixel_unshuffle(input, downscale_factor),
@@ -184,7 +184,7 @@ for _mode, _name in (("reflect", "reflection"), ("replicate", "replication")):
 
 def _interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None, antialias=False):
-    if mode not in ("nearest", "linear", "bilinear", "trilinear"):
+    if mode not in ("nearest", "linear", "bilinear", "trilinear", "bicubic"):
         unsupported_argument(f"F.interpolate mode={mode!r}")
     if antialias:
         unsupported_argument("F.interpolate(antialias=True)")
@@ -225,7 +225,8 @@ def _upsample(mode: str, linear: bool):
 
 
 for _name, _mode in (("nearest1d", "nearest"), ("nearest2d", "nearest"), ("nearest3d", "nearest"),
-                     ("linear1d", "linear"), ("bilinear2d", "bilinear"), ("trilinear3d", "trilinear")):
+                     ("linear1d", "linear"), ("bilinear2d", "bilinear"), ("trilinear3d", "trilinear"),
+                     ("bicubic2d", "bicubic")):
     lowers(getattr(aten, f"upsample_{_name}"))(_upsample(_mode, linear=_mode != "nearest"))
 
 
