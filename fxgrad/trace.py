@@ -433,8 +433,8 @@ class _MarkGradDisabled(TorchFunctionMode):
             raise TraceError("make_fx records no trace of `detach_()`, so the value would wrongly carry a gradient: "
                              "write `y = y.detach()`")
         if func in (torch.autograd.backward, torch.Tensor.backward):
-            raise TraceError(f"`{_AUTOGRAD_CALLS[func]}` accumulates gradients into `.grad`, a change of state fxgrad does not "
-                             "derive: write `torch.autograd.grad(..., create_graph=True)`")
+            raise TraceError(f"`{_AUTOGRAD_CALLS[func]}` accumulates gradients into `.grad`, a change of state fxgrad "
+                             "does not derive: write `torch.autograd.grad(..., create_graph=True)`")
         if func is torch.autograd.grad:
             create_graph = inspect.signature(func).bind(*args, **(kwargs or {})).arguments.get("create_graph")
             with fx.traceback.annotate({IN_AUTOGRAD_GRAD if create_graph else GRAD_DISABLED: True}):

@@ -42,5 +42,5 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
 from .lowering import GRAD_DISABLED, IN_AUTOGRAD_GRAD, RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target
 from .registry import LOWERINGS, OPS, emit, lowers, op_name, supported_ops
 
-__all__ = ["OPS", "LOWERINGS", "GRAD_DISABLED", "IN_AUTOGRAD_GRAD", "RANDOM_FUNCTIONS", "canonicalize", "emit", "lowers", "op_name",
-           "refuse_randomness", "supported_ops", "traced_target"]
+__all__ = ["OPS", "LOWERINGS", "GRAD_DISABLED", "IN_AUTOGRAD_GRAD", "RANDOM_FUNCTIONS", "canonicalize", "emit", "lowers",
+           "op_name", "refuse_randomness", "supported_ops", "traced_target"]
