@@ -58,8 +58,8 @@ def hvp(fn: Callable, inputs: Sequence[torch.Tensor], *, tracer: str = "auto") -
         raise OutputError(f"hvp takes a function returning one floating-point scalar; `{_name(fn)}` returns "
                           f"{', '.join(f'{tuple(spec.shape)} {spec.dtype}' for spec in seeds)}")
     vectors = tuple(torch.zeros_like(x) for x in inputs)
-    product = derive(_gradient_dot(gradient, seeds[0].dtype), (*inputs, *vectors), wrt=tuple(range(len(inputs))),
-                     tracer=tracer)
+    floating = tuple(i for i, x in enumerate(inputs) if x.is_floating_point())
+    product = derive(_gradient_dot(gradient, seeds[0].dtype), (*inputs, *vectors), wrt=floating, tracer=tracer)
     h = HessianVectorProduct(read_attributes(product), product.graph, class_name="HessianVectorProduct")
     h.guards, h.n_inputs, h.grad_names = product.guards, len(inputs), product.grad_names[:len(inputs)]
     return h

@@ -56,6 +56,16 @@ def test_hvp_of_cross_entropy_matches_autograd():
     assert_hvp_matches_autograd(lambda x: F.cross_entropy(x, TARGETS), [(4, 3)])
 
 
+def test_hvp_of_an_integer_input_is_none():
+    def f(x, t):
+        return (x.tanh() ** 2 * t).sum()
+
+    x, t, v = torch.randn(2, 3, dtype=DOUBLE), torch.tensor([1, 0, 2]), torch.randn(2, 3, dtype=DOUBLE)
+    hvp_x, hvp_t = fxgrad.hvp(f, (x, t))(x, t, v, torch.zeros_like(t))
+    assert hvp_t is None
+    torch.testing.assert_close(hvp_x, torch.autograd.functional.hvp(lambda x: f(x, t), x, v)[1], rtol=1e-9, atol=1e-10)
+
+
 def test_hvp_reads_as_the_gradient_of_the_gradient():
     h = fxgrad.hvp(lambda x: F.silu(x).sum(), (torch.randn(3, dtype=DOUBLE),))
     assert "def forward(self, x, v_x, grad_sum" in h.code
