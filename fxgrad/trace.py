@@ -385,21 +385,11 @@ def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
         parameters = [p.detach() for _, p in _named_parameters(fn)]
         with _state_kept(fn):
             graph_module = _make_fx(call)(*_requiring_grad_as(_distinct(inputs), inputs), *parameters)
-        _name_gradients(graph_module)
         placeholders = [node.name for node in graph_module.graph.nodes if node.op == "placeholder"]
         return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten")
     graph_module = _make_fx(_as_forward(fn))(*_requiring_grad_as(_distinct(inputs), inputs))
-    _name_gradients(graph_module)
     _name_user_frames(graph_module, fn)
     return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten")
-
-
-def _name_gradients(graph_module: fx.GraphModule) -> None:
-    """What the backward ops autograd ran compute is named a gradient (`tanh_grad`, of tanh's input),
-    not a backward kernel (`tanh_backward`), which the derived code does not call."""
-    for node in graph_module.graph.nodes:
-        if node.meta.get("custom", {}).get(IN_AUTOGRAD_GRAD) and "backward" in node.name:
-            node._rename(node.name.replace("backward", "grad"))
 
 
 def _make_fx(fn: Callable) -> Callable:

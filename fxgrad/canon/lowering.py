@@ -134,8 +134,15 @@ def _append(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[
     # The node standing for the traced value keeps the traced name (when it is a new node:
     # a lowering may also return an existing one, as `x.t()` does for a vector).
     if created and isinstance(result, fx.Proxy) and result.node is created[-1]:
-        result.node._rename(node.name)
+        result.node._rename(_value_name(node.name))
     return result
+
+
+def _value_name(name: str) -> str:
+    """A traced node's name for its value: what an ATen backward op (`tanh_backward`, recorded by
+    a function that differentiates itself) computes is a gradient, `tanh_grad`, of tanh's input,
+    not a call of a backward kernel, which the derived code does not make."""
+    return name.replace("backward", "grad")
 
 
 def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],

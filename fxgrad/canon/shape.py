@@ -52,6 +52,11 @@ def _reshape_method(input, *shape):
     return emit(torch.reshape, input, sizes(shape))
 
 
+@lowers("Tensor.view_as", aten.view_as)
+def _view_as(input, other):
+    return emit(torch.reshape, input, other.shape)
+
+
 @lowers(torch.unflatten, "Tensor.unflatten", aten.unflatten)
 def _unflatten(input, dim, sizes):
     return emit(torch.unflatten, input, static_dim(dim), tuple(sizes))
