@@ -716,7 +716,7 @@ CASES = [
     decomposed("F.triplet_margin_loss", F.triplet_margin_loss, (2, 3), (2, 3), (2, 3)),
     decomposed("F.normalize", lambda x: F.normalize(x, dim=-1), (2, 3), fixes_sizes=True),
     case("torch.unflatten", lambda x: torch.unflatten(x, 1, (2, -1)), (2, 6, 3)),
-    case("Tensor.unflatten", lambda x: x.unflatten(-1, (3, 2)), (2, 6)),
+    case("Tensor.unflatten", lambda x: x.unflatten(-1, (3, 2)), (2, 6), literal_sizes=True),
     case("Tensor.view_as", lambda x, y: x.view_as(y) * y, (2, 6), (3, 4)),
     # ATen's backward ops, which a function differentiating itself records (double backward)
     case("aten.convolution_backward", lambda g, x, w: torch.ops.aten.convolution_backward(
