@@ -6,6 +6,7 @@ from .canon import supported_ops
 from .explain import explain  # (the function: fxgrad.explain.Explanation is its result)
 from .function import function
 from .shaped import shaped
+from .hvp import HessianVectorProduct, hvp
 from .errors import (
     FxgradError,
     GradOutputError,
@@ -27,6 +28,8 @@ __all__ = [
     "explain",
     "function",
     "shaped",
+    "hvp",
+    "HessianVectorProduct",
     "supported_ops",
     "Backward",
     "FxgradError",

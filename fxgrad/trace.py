@@ -32,7 +32,7 @@ import torch
 import torch.fx as fx
 from torch.overrides import TorchFunctionMode
 
-from .canon import GRAD_DISABLED, RANDOM_FUNCTIONS, op_name, refuse_randomness
+from .canon import GRAD_DISABLED, IN_AUTOGRAD_GRAD, RANDOM_FUNCTIONS, op_name, refuse_randomness
 from .errors import FxgradError, TraceError, source_location
 
 TRACERS = ("fx", "export", "aten")
@@ -156,7 +156,7 @@ def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     tracer = _SourceRecordingTracer(fn)
     hooked = isinstance(fn, torch.nn.Module) and _has_forward_hooks(fn)
     with _tensor_constants_removed(fn):
-        with _RefuseRandomness(), _RefuseStateChanges(fn):  # fx would run these for real, once
+        with _RefuseRandomness(), _RefuseStateChanges(fn), _RefuseAutograd("fx"):  # fx would run these for real, once
             graph = tracer.trace(_calling_with_hooks(fn, len(inputs)) if hooked else fn)
         if hooked:  # attributes are read from `fn` itself, not from the module calling it
             for node in graph.nodes:
@@ -207,6 +207,25 @@ class _RefuseRandomness(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in RANDOM_FUNCTIONS:
             refuse_randomness(op_name(func))
+        return func(*args, **(kwargs or {}))
+
+
+_AUTOGRAD_CALLS = {torch.autograd.grad: "torch.autograd.grad", torch.autograd.backward: "torch.autograd.backward",
+                   torch.Tensor.backward: "Tensor.backward"}
+
+
+class _RefuseAutograd(TorchFunctionMode):
+    """fx records a call of `torch.autograd.grad` as one opaque node, and export cannot trace it:
+    make_fx records the backward ops autograd runs (a gradient penalty, a Hessian-vector product)."""
+
+    def __init__(self, tracer: str):
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _AUTOGRAD_CALLS:
+            raise TraceError(f"{self.tracer} cannot record `{_AUTOGRAD_CALLS[func]}`, the backward it runs (make_fx, "
+                             "tracer='aten', records its ops)")
         return func(*args, **(kwargs or {}))
 
 
@@ -270,6 +289,8 @@ class _SourceRecordingTracer(fx.Tracer):
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         node.stack_trace = self.user_stack()
+        if kind == "call_method" and target == "backward":
+            raise TraceError(f"fx cannot record `Tensor.backward`, the backward it runs, at {source_location(node)}")
         if torch._C._is_any_autocast_enabled():  # fx records no casts: the ops would run in full precision
             raise TraceError(f"fx does not record the casts of the autocast region at {source_location(node)} "
                              "(make_fx, tracer='aten', does)")
@@ -329,7 +350,7 @@ class _Attribute(_RecordsInPlace, fx.proxy.Attribute):
 
 def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     module = fn if isinstance(fn, torch.nn.Module) else _as_module(fn)
-    with _RefuseInferenceMode(), _every_user_frame_recorded():
+    with _RefuseInferenceMode(), _RefuseAutograd("export"), _every_user_frame_recorded():
         exported = torch.export.export(module, tuple(_distinct(inputs)))
     graph_module = exported.module()
     for node in list(graph_module.graph.nodes):
@@ -363,10 +384,10 @@ def _trace_aten(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
 
         parameters = [p.detach() for _, p in _named_parameters(fn)]
         with _state_kept(fn):
-            graph_module = _make_fx(call)(*_distinct(inputs), *parameters)
+            graph_module = _make_fx(call)(*_requiring_grad_as(_distinct(inputs), inputs), *parameters)
         placeholders = [node.name for node in graph_module.graph.nodes if node.op == "placeholder"]
         return Trace(graph_module, _input_names(fn, n_inputs), dict(zip(placeholders[n_inputs:], names)), "aten")
-    graph_module = _make_fx(_as_forward(fn))(*_distinct(inputs))
+    graph_module = _make_fx(_as_forward(fn))(*_requiring_grad_as(_distinct(inputs), inputs))
     _name_user_frames(graph_module, fn)
     return Trace(graph_module, _input_names(fn, len(inputs)), {}, "aten")
 
@@ -390,12 +411,24 @@ def _make_fx(fn: Callable) -> Callable:
 class _MarkGradDisabled(TorchFunctionMode):
     """Annotates the ATen nodes a torch call records while grad mode is off (make_fx runs the
     user's `with torch.no_grad():` for real, but records no trace of it), and refuses
-    `y.detach_()`, of which make_fx records no trace either."""
+    `y.detach_()`, of which make_fx records no trace either.
+
+    The backward `torch.autograd.grad` runs is recorded op by op: with `create_graph=True` it
+    is differentiable, its nodes marked IN_AUTOGRAD_GRAD (autograd's detaches of its saved values
+    are no stop of the gradient there); without, its result is a constant, as in autograd.
+    `backward()` accumulates into `.grad` attributes, a change of state no graph returns."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func is torch.Tensor.detach_:
             raise TraceError("make_fx records no trace of `detach_()`, so the value would wrongly carry a gradient: "
                              "write `y = y.detach()`")
+        if func in (torch.autograd.backward, torch.Tensor.backward):
+            raise TraceError(f"`{_AUTOGRAD_CALLS[func]}` accumulates gradients into `.grad`, a change of state fxgrad "
+                             "does not derive: write `torch.autograd.grad(..., create_graph=True)`")
+        if func is torch.autograd.grad:
+            create_graph = inspect.signature(func).bind(*args, **(kwargs or {})).arguments.get("create_graph")
+            with fx.traceback.annotate({IN_AUTOGRAD_GRAD if create_graph else GRAD_DISABLED: True}):
+                return func(*args, **(kwargs or {}))
         if torch.is_grad_enabled():
             return func(*args, **(kwargs or {}))
         with fx.traceback.annotate({GRAD_DISABLED: True}):
@@ -440,6 +473,11 @@ def _distinct(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     """Copies of the inputs: export and make_fx merge arguments that are one tensor object
     (`f(x, x)`), and each argument must keep its own gradient."""
     return [x.detach().clone() for x in inputs]
+
+
+def _requiring_grad_as(copies: list[torch.Tensor], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The copies requiring grad where the inputs do: for a `torch.autograd.grad` in the function."""
+    return [copy.requires_grad_(x.requires_grad) for copy, x in zip(copies, inputs)]
 
 
 def _as_forward(fn: types.FunctionType) -> types.FunctionType:

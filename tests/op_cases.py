@@ -5,6 +5,7 @@ torch.autograd; test_registry.py proves every rule and every lowering has a case
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Callable
@@ -53,6 +54,11 @@ class OpCase:
                 x = x.sign() * (x.abs() + 0.5)
             tensors.append(x)
         return tuple(tensors)
+
+
+def constant(*shape):
+    """A float64 tensor of `shape` that is no input: what the function computes it from carries no gradient."""
+    return torch.linspace(-1, 1, math.prod(shape), dtype=torch.float64).reshape(shape)
 
 
 def case(name, fn, *shapes, domain="real", gradcheck=True, literal_sizes=False, decomposed=False):
@@ -945,4 +951,68 @@ CASES = [
          Index(4, (3, 4)), gradcheck=False),
     case("aten._embedding_bag", lambda w, i: torch.ops.aten._embedding_bag(w, i, torch.tensor([0, 4]), False, 1)[0],
          (5, 3), Index(5, (6,))),
+    # ATen's backward ops, which a function differentiating itself records (double backward)
+    case("aten.convolution_backward", lambda g, x, w: torch.ops.aten.convolution_backward(
+        g, x, w, [4], [2, 2], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True]), (2, 4, 3, 3), (2, 3, 6, 5),
+         (4, 3, 3, 3), literal_sizes=True),
+    case("aten.convolution_backward transposed, groups", lambda g, x, w: torch.ops.aten.convolution_backward(
+        g, x, w, [4], [2], [1], [1], True, [1], 2, [True, True, False])[:2], (2, 4, 8), (2, 4, 4), (4, 2, 3),
+         literal_sizes=True),
+    case("aten.native_layer_norm_backward", lambda g, x, w, b: torch.ops.aten.native_layer_norm_backward(
+        g, x, [4], (stats := torch.ops.aten.native_layer_norm(x, [4], w, b, 1e-5))[1], stats[2], w, b,
+        [True, True, True]),
+         (2, 3, 4), (2, 3, 4), (4,), (4,), literal_sizes=True),
+    case("aten.avg_pool2d_backward", lambda g, x: torch.ops.aten.avg_pool2d_backward(
+        g, x, [3, 3], [2, 2], [1, 1], True, False, None), (2, 3, 4, 4), (2, 3, 7, 7), literal_sizes=True),
+    case("aten._adaptive_avg_pool2d_backward", lambda g, x: torch.ops.aten._adaptive_avg_pool2d_backward(g, x),
+         (2, 3, 3, 2), (2, 3, 7, 5)),
+    # (torch defines no derivative of the group norm's; those of the others with respect to the
+    # incoming gradient are scatter-adds, which have no rule yet: test_double_backward.py derives
+    # each through a gradient penalty; here they are constants, scaling a differentiated y)
+    case("aten.native_group_norm_backward", lambda y: torch.ops.aten.native_group_norm_backward(
+        constant(2, 4, 3), x := constant(2, 4, 3).exp(), *torch.ops.aten.native_group_norm(x, None, None, 2, 4, 3, 2,
+                                                                                       1e-5)[1:],
+        None, 2, 4, 3, 2, [True, False, False])[0] * y, (2, 4, 3), literal_sizes=True),
+    case("aten.max_pool2d_with_indices_backward", lambda y: torch.ops.aten.max_pool2d_with_indices_backward(
+        constant(2, 3, 3, 3), x := constant(2, 3, 6, 6).sin(), [2, 2], [2, 2], [0, 0], [1, 1], False,
+        F.max_pool2d(x, 2, return_indices=True)[1]) * y, (2, 3, 6, 6), literal_sizes=True),
+    case("aten.embedding_dense_backward", lambda i, y: torch.ops.aten.embedding_dense_backward(
+        constant(2, 3, 5), i, 4, 1, False) * y, Index(4, (2, 3)), (4, 5), literal_sizes=True),
+    # sliding windows (each other's adjoint) and sampling at a grid
+    case("F.unfold", lambda x: F.unfold(x, (2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), (2, 3, 6, 7)),
+    case("F.unfold unbatched", lambda x: F.unfold(x, 2), (3, 4, 4)),
+    case("F.fold", lambda x: F.fold(x, (5, 6), 2, stride=(1, 2), padding=(1, 0)), (2, 12, 18), literal_sizes=True),
+    case("F.fold unbatched", lambda x: F.fold(x, (3, 3), 2), (8, 4), literal_sizes=True),
+    decomposed("F.grid_sample bilinear zeros", lambda x, g: F.grid_sample(x, g, align_corners=False), (2, 3, 5, 4),
+               (2, 3, 6, 2), fixes_sizes=True),
+    decomposed("F.grid_sample bilinear border align_corners", lambda x, g: F.grid_sample(
+        x, g, padding_mode="border", align_corners=True), (1, 2, 4, 4), (1, 5, 3, 2), fixes_sizes=True),
+    decomposed("F.grid_sample nearest reflection", lambda x, g: F.grid_sample(
+        x, g, mode="nearest", padding_mode="reflection", align_corners=False), (2, 2, 5, 4), (2, 3, 3, 2),
+               fixes_sizes=True),
+    decomposed("F.grid_sample bicubic reflection align_corners", lambda x, g: F.grid_sample(
+        x, g, mode="bicubic", padding_mode="reflection", align_corners=True), (1, 2, 4, 5), (1, 3, 2, 2),
+               fixes_sizes=True),
+    # distances
+    case("torch.cdist", torch.cdist, (2, 5, 3), (2, 4, 3)),
+    case("torch.cdist broadcast batch", torch.cdist, (2, 1, 4, 3), (3, 5, 3)),
+    case("torch.cdist matrix products", lambda a, b: torch.cdist(a, b, compute_mode="use_mm_for_euclid_dist"),
+         (4, 3), (5, 3)),
+    case("torch.cdist more than 25 rows", torch.cdist, (26, 3), (4, 3)),  # torch's matrix-product path
+    # (0 where a distance is 0, as autograd: no derivative there for finite differences)
+    case("torch.cdist zero distance", lambda a, b: torch.cdist(a, torch.cat((a[:1], b))), (3, 2), (2, 2),
+         gradcheck=False),
+    case("torch.cdist p=1", lambda a, b: torch.cdist(a, b, p=1), (2, 3, 4), (2, 5, 4)),
+    case("torch.cdist p=3", lambda a, b: torch.cdist(a, b, p=3), (3, 4), (5, 4)),
+    case("torch.cdist p=0.5", lambda a, b: torch.cdist(a, b, p=0.5), (3, 4), (2, 4)),
+    case("torch.cdist p=inf", lambda a, b: torch.cdist(a, b, p=float("inf")), (3, 4), (2, 4)),
+    case("torch.cdist p=0", lambda a, b: torch.cdist(a, b, p=0) * a.sum(), (3, 4), (2, 4)),
+    case("torch.pdist", torch.pdist, (5, 3)),
+    case("F.pdist p=1.5 repeated row", lambda x: F.pdist(torch.cat((x, x[:1])), 1.5), (4, 3), gradcheck=False),
+    # bicubic resampling
+    case("F.interpolate bicubic size", lambda x: F.interpolate(x, size=(7, 3), mode="bicubic"), (2, 3, 4, 5)),
+    case("F.interpolate bicubic align_corners", lambda x: F.interpolate(
+        x, size=(9, 1), mode="bicubic", align_corners=True), (2, 3, 4, 5)),
+    case("F.interpolate bicubic scale_factor", lambda x: F.interpolate(x, scale_factor=(3, 0.5), mode="bicubic"),
+         (1, 2, 4, 6)),
 ]

@@ -21,10 +21,12 @@ tables, `lowering.canonicalize` is the pass that applies them.
 """
 
 from . import (  # noqa: F401  (each defines its ops and spellings)
+    backward,
     choice,
     contractions,
     conversion,
     cumulative,
+    distances,
     embedding,
     indexing,
     linalg,
@@ -39,8 +41,8 @@ from . import (  # noqa: F401  (each defines its ops and spellings)
     scatter,
 )
 from . import matrices  # noqa: F401
-from .lowering import GRAD_DISABLED, RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target
+from .lowering import GRAD_DISABLED, IN_AUTOGRAD_GRAD, RANDOM_FUNCTIONS, canonicalize, refuse_randomness, traced_target
 from .registry import LOWERINGS, OPS, emit, lowers, op_name, supported_ops
 
-__all__ = ["OPS", "LOWERINGS", "GRAD_DISABLED", "RANDOM_FUNCTIONS", "canonicalize", "emit", "lowers", "op_name",
-           "refuse_randomness", "supported_ops", "traced_target"]
+__all__ = ["OPS", "LOWERINGS", "GRAD_DISABLED", "IN_AUTOGRAD_GRAD", "RANDOM_FUNCTIONS", "canonicalize", "emit", "lowers",
+           "op_name", "refuse_randomness", "supported_ops", "traced_target"]

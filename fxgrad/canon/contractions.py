@@ -187,7 +187,7 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
     op = {1: torch.conv_transpose1d, 2: torch.conv_transpose2d, 3: torch.conv_transpose3d}[spatial]
     stride, dilation = _per_dim(stride, spatial), _per_dim(dilation, spatial)
     padding, output_padding = _per_dim(padding, spatial), _per_dim(output_padding, spatial)
-    if any(o >= s for o, s in zip(output_padding, stride)):
+    if any(value(o) >= s for o, s in zip(output_padding, stride)):  # (one read from a size: its value)
         unsupported_argument("transposed convolution with output_padding not below its stride")
     return _on_batch(op, input, weight, bias, stride, padding, output_padding, groups, dilation)
 

@@ -25,6 +25,13 @@ from .registry import LOWERINGS, aten, emit, op_name
 # current annotations: its value is a constant, as autograd treats it.
 GRAD_DISABLED = "fxgrad_grad_disabled"
 
+# Marks a node make_fx recorded while `torch.autograd.grad(..., create_graph=True)` ran the
+# backward inside the function. make_fx records autograd's detaches of the outputs it saves for
+# the backward, when it saves one (in the forward) and reads it back (in that region): no stop
+# of the gradient (autograd differentiates the backward through the saved values), so they are
+# lowered as the value itself.
+IN_AUTOGRAD_GRAD = "fxgrad_in_autograd_grad"
+
 
 def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: GraphBuilder,
                  owners: list[torch.nn.Module], grad_enabled: bool = True) -> Any:
@@ -55,6 +62,9 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             enabled, region, *operands = args
             inputs = [n for n in region.graph.nodes if n.op == "placeholder"]
             env[node] = canonicalize(region, dict(zip(inputs, operands)), builder, owners, enabled)
+            continue
+        if _reads_saved_value(node):
+            env[node] = args[0]
             continue
         last_before = graph._root.prev  # the new nodes are the ones appended after this
         try:
@@ -103,6 +113,16 @@ def _computed_without_grad(node: fx.Node) -> bool:
     return bool(node.meta.get("custom", {}).get(GRAD_DISABLED))
 
 
+def _reads_saved_value(node: fx.Node) -> bool:
+    """Whether `node` is autograd's detach of a saved output: read back in a differentiable
+    backward, or saved for one only (a detach the user writes is read by their own ops)."""
+    def reading(n: fx.Node) -> bool:
+        return n.target is aten.detach.default and bool(n.meta.get("custom", {}).get(IN_AUTOGRAD_GRAD))
+
+    return reading(node) or (node.target is aten.detach.default and bool(node.users)
+                             and all(reading(user) for user in node.users))
+
+
 def _arguments(node: fx.Node, env: dict[fx.Node, Any]) -> tuple[tuple, dict]:
     return map_aggregate((node.args, node.kwargs), lambda a: env[a] if isinstance(a, fx.Node) else a)
 
@@ -130,8 +150,15 @@ def _append(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[
     # The node standing for the traced value keeps the traced name (when it is a new node:
     # a lowering may also return an existing one, as `x.t()` does for a vector).
     if created and isinstance(result, fx.Proxy) and result.node is created[-1]:
-        result.node._rename(node.name)
+        result.node._rename(_value_name(node.name))
     return result
+
+
+def _value_name(name: str) -> str:
+    """A traced node's name for its value: what an ATen backward op (`tanh_backward`, recorded by
+    a function that differentiates itself) computes is a gradient, `tanh_grad`, of tanh's input,
+    not a call of a backward kernel, which the derived code does not make."""
+    return name.replace("backward", "grad")
 
 
 def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],

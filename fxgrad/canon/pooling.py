@@ -76,7 +76,7 @@ define({
        for op in ADAPTIVE_AVG_POOLS.values()},
     # pad: (left, right) pairs from the last dim backwards; mode: constant, reflect, replicate, circular
     F.pad: _write_pad,
-    # mode: nearest, linear, bilinear, trilinear; scale_factor: a tuple of floats, or None for `size`
+    # mode: nearest, linear, bilinear, trilinear, bicubic; scale_factor: a tuple of floats, or None for `size`
     F.interpolate: _write_interpolate,
     torch.pixel_shuffle: lambda input, upscale_factor: torch.pixel_shuffle(input, upscale_factor),
     torch.pixel_unshuffle: lambda input, downscale_factor: torch.pixel_unshuffle(input, downscale_factor),
@@ -184,7 +184,7 @@ for _mode, _name in (("reflect", "reflection"), ("replicate", "replication")):
 
 def _interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None, antialias=False):
-    if mode not in ("nearest", "linear", "bilinear", "trilinear"):
+    if mode not in ("nearest", "linear", "bilinear", "trilinear", "bicubic"):
         unsupported_argument(f"F.interpolate mode={mode!r}")
     if antialias:
         unsupported_argument("F.interpolate(antialias=True)")
@@ -225,7 +225,8 @@ def _upsample(mode: str, linear: bool):
 
 
 for _name, _mode in (("nearest1d", "nearest"), ("nearest2d", "nearest"), ("nearest3d", "nearest"),
-                     ("linear1d", "linear"), ("bilinear2d", "bilinear"), ("trilinear3d", "trilinear")):
+                     ("linear1d", "linear"), ("bilinear2d", "bilinear"), ("trilinear3d", "trilinear"),
+                     ("bicubic2d", "bicubic")):
     lowers(getattr(aten, f"upsample_{_name}"))(_upsample(_mode, linear=_mode != "nearest"))
 
 
@@ -237,3 +238,37 @@ def _pixel_shuffle(input, upscale_factor):
 @lowers(torch.pixel_unshuffle, aten.pixel_unshuffle)
 def _pixel_unshuffle(input, downscale_factor):
     return emit(torch.pixel_unshuffle, input, downscale_factor)
+
+
+# sliding windows: unfold (im2col) gathers each window as a column, fold (col2im) adds them back
+
+_WINDOW_DEFAULTS = {"dilation": 1, "padding": 0, "stride": 1}
+
+
+def _write_unfold(input, kernel_size, dilation, padding, stride):
+    options = options_given(_WINDOW_DEFAULTS, dilation=dilation, padding=padding, stride=stride)
+    return call(F.unfold, input, _one(kernel_size), **options)
+
+
+def _write_fold(input, output_size, kernel_size, dilation, padding, stride):
+    options = options_given(_WINDOW_DEFAULTS, dilation=dilation, padding=padding, stride=stride)
+    return call(F.fold, input, output_size, _one(kernel_size), **options)
+
+
+define({
+    # kernel_size, dilation, padding, stride: a pair each; output_size: a pair, or a size read at run time
+    F.unfold: _write_unfold,
+    F.fold: _write_fold,
+})
+
+
+@lowers(F.unfold, aten.im2col)
+def _unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    return emit(F.unfold, input, *(_per_dim(option, 2) for option in (kernel_size, dilation, padding, stride)))
+
+
+@lowers(F.fold, aten.col2im)
+def _fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    output_size = output_size if isinstance(output_size, torch.fx.Proxy) else _per_dim(output_size, 2)
+    return emit(F.fold, input, output_size,
+                *(_per_dim(option, 2) for option in (kernel_size, dilation, padding, stride)))

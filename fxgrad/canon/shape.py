@@ -52,6 +52,16 @@ def _reshape_method(input, *shape):
     return emit(torch.reshape, input, sizes(shape))
 
 
+@lowers("Tensor.view_as", aten.view_as)
+def _view_as(input, other):
+    return emit(torch.reshape, input, other.shape)
+
+
+@lowers(torch.unflatten, "Tensor.unflatten", aten.unflatten)
+def _unflatten(input, dim, sizes):
+    return emit(torch.unflatten, input, static_dim(dim), tuple(sizes))
+
+
 @lowers(torch.flatten, "Tensor.flatten", aten.flatten)
 def _flatten(input, start_dim=0, end_dim=-1):
     return emit(torch.flatten, input, static_dim(start_dim), static_dim(end_dim))
@@ -94,6 +104,7 @@ def _filled(input, fill_value, dtype, layout, device, requires_grad=False):
         unsupported_argument(f"a new tensor with layout={layout} or requires_grad=True")
     if device is not None and not same_device(torch.device(device), value(input).device):
         unsupported_argument(f"a new tensor on another device ({value(input).device} to {device})")
+    dtype = value(dtype)  # (a dtype read from a tensor, `dtype=x.dtype`: the guards fix it)
     return None if dtype == value(input).dtype else dtype
 
 

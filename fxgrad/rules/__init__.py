@@ -93,6 +93,7 @@ from . import (  # noqa: E402,F401  (registers the rules)
     contractions,
     conversion,
     cumulative,
+    distances,
     embedding,
     indexing,
     linalg,

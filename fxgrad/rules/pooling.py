@@ -9,7 +9,8 @@ rules hold at every size.
 import torch
 import torch.nn.functional as F
 
-from ..canon.pooling import ADAPTIVE_AVG_POOLS, ADAPTIVE_MAX_POOLS, AVG_POOLS, MAX_POOLS
+from ..canon.pooling import ADAPTIVE_AVG_POOLS, ADAPTIVE_MAX_POOLS, AVG_POOLS, MAX_POOLS, _one
+from ..canon.registry import options_given
 from ..graph import value
 from . import rule
 
@@ -86,7 +87,10 @@ def interpolate(g, input, size, scale_factor, mode, align_corners):
     for i, d in enumerate(range(2 - value(input).ndim, 0)):
         m, n = input.size(d), g.size(d)
         scale = None if scale_factor is None else scale_factor[i]
-        matrices.append(_nearest(m, n, scale, g) if mode == "nearest" else _linear(m, n, scale, align_corners, g))
+        if mode == "nearest":
+            matrices.append(_nearest(m, n, scale, g))
+        else:
+            matrices.append((_cubic if mode == "bicubic" else _linear)(m, n, scale, align_corners, g))
     return _separable(g, matrices)
 
 
@@ -112,6 +116,29 @@ def _linear(m, n, scale, align_corners, g):
     right = (left + 1).clamp(max=m - 1)
     weight = (source - left).clamp(0, 1)[:, None]
     return _one_hot(left, m, g) * (1 - weight) + _one_hot(right, m, g) * weight
+
+
+def _cubic(m, n, scale, align_corners, g):
+    # output o reads the four inputs around its source position (clamped into the input), weighted
+    # by Keys' cubic convolution with A = −0.75, as torch's kernel; the source is not clamped
+    positions = _positions(n, g).to(g.dtype)
+    if align_corners:
+        source = positions * ((m - 1) / (n - 1 + (n == 1)))
+    else:
+        source = (positions + 0.5) * (m / n if scale is None else 1 / scale) - 0.5
+    start = source.floor()
+    t = (source - start)[:, None]
+    a = -0.75
+
+    def near(x):  # |x| ≤ 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    start = start.long()
+    return sum(_one_hot((start + k - 1).clamp(0, m - 1), m, g) * w for k, w in enumerate(weights))
 
 
 @rule(torch.pixel_shuffle, math="y = pixel_shuffle(x): ∂x = pixel_unshuffle(∂y)")
@@ -144,3 +171,20 @@ def _separable(g, matrices):
     outs, ins = "abc"[:len(matrices)], "xyz"[:len(matrices)]
     equation = ",".join([f"...{outs}", *(o + i for o, i in zip(outs, ins))]) + f"->...{ins}"
     return torch.einsum(equation, g, *matrices)
+
+
+@rule(F.unfold)
+def unfold(g, input, kernel_size, dilation, padding, stride):
+    # each column is a window of the input: fold adds every window's gradient back where it was read
+    return F.fold(g, input.shape[-2:], _one(kernel_size), **_window_options(dilation, padding, stride))
+
+
+@rule(F.fold)
+def fold(g, input, output_size, kernel_size, dilation, padding, stride):
+    # fold adds each column into its window: the adjoint reads every window of g as a column
+    return F.unfold(g, _one(kernel_size), **_window_options(dilation, padding, stride))
+
+
+def _window_options(dilation, padding, stride) -> dict:
+    return options_given({"dilation": 1, "padding": 0, "stride": 1}, dilation=dilation, padding=padding,
+                         stride=stride)
