@@ -59,7 +59,7 @@ def _view_as(input, other):
 
 @lowers(torch.unflatten, "Tensor.unflatten", aten.unflatten)
 def _unflatten(input, dim, sizes):
-    return emit(torch.unflatten, input, static_dim(dim), tuple(sizes))
+    return emit(torch.unflatten, input, dim_in_range(input, dim), tuple(static_dim(sizes)))
 
 
 @lowers(torch.flatten, "Tensor.flatten", aten.flatten)
@@ -203,13 +203,3 @@ def _broadcast_tensors(*tensors):
     else:
         expand, to = torch.Tensor.expand_as, whole
     return tuple(t if value(t).shape == shape else emit(expand, t, to) for t in tensors)
-
-
-@lowers("Tensor.view_as", aten.view_as)
-def _view_as(input, other):
-    return _reshape(input, other.shape)
-
-
-@lowers(torch.unflatten, "Tensor.unflatten", aten.unflatten)
-def _unflatten(input, dim, sizes):
-    return emit(torch.unflatten, input, dim_in_range(input, dim), tuple(static_dim(sizes)))

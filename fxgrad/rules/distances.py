@@ -8,7 +8,8 @@ import torch
 from . import rule
 
 
-@rule(torch.cdist, in_float32=True)
+@rule(torch.cdist, in_float32=True,
+      math="D = cdist(x, y): ∂x = Σⱼ ∂D ⊙ sgn(x − yⱼ) |x − yⱼ|ᵖ⁻¹ / Dᵖ⁻¹ (p = 2: (∂D / D) (x − y)), 0 where D = 0")
 def cdist(g, x1, x2, p, compute_mode, *, out):
     if p == 0:  # the count of differing coordinates: piecewise constant
         return None, None

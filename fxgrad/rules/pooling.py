@@ -173,13 +173,13 @@ def _separable(g, matrices):
     return torch.einsum(equation, g, *matrices)
 
 
-@rule(F.unfold)
+@rule(F.unfold, math="Y = unfold(x): ∂x = fold(∂Y), the windows' gradients added back")
 def unfold(g, input, kernel_size, dilation, padding, stride):
     # each column is a window of the input: fold adds every window's gradient back where it was read
     return F.fold(g, input.shape[-2:], _one(kernel_size), **_window_options(dilation, padding, stride))
 
 
-@rule(F.fold)
+@rule(F.fold, math="y = fold(X): ∂X = unfold(∂y)")
 def fold(g, input, output_size, kernel_size, dilation, padding, stride):
     # fold adds each column into its window: the adjoint reads every window of g as a column
     return F.unfold(g, _one(kernel_size), **_window_options(dilation, padding, stride))
