@@ -16,6 +16,14 @@ def smooth_l1_loss(g, input, target, beta):
     return grad, -grad
 
 
+@rule(F.kl_div, in_float32=True)
+def kl_div(g, input, target, log_target):
+    if log_target:  # ℓ = exp(t)·(t - x)
+        return -g * target.exp(), g * (target + 1 - input) * target.exp()
+    # ℓ = xlogy(t, t) - t·x: dℓ/dt = log t + t/t - x, NaN where t = 0, as torch's xlogy gives it
+    return -g * target, g * (target.log() + target / target - input)
+
+
 @rule(F.binary_cross_entropy_with_logits, in_float32=True)
 def binary_cross_entropy_with_logits(g, input, target, weight, pos_weight):
     # ℓ = (1 - t)·x + (1 + (p - 1)·t)·softplus(-x), p = pos_weight (1 if not given)
