@@ -17,19 +17,31 @@ def amax(g, input, dim, keepdim, *, out):
     return unreduce(g, input, dim, keepdim) / count * chosen
 
 
-@rule(torch.Tensor.max, torch.Tensor.min)
+@rule(torch.Tensor.max, torch.Tensor.min, torch.Tensor.median)
 def max_all(g, input, *, out):
-    # as amax, except that where the extreme is NaN, the NaNs share its gradient (as torch)
+    # as amax, except that where the extreme (the median) is NaN, the NaNs share its gradient (as torch)
     chosen = (input == out) | input.isnan()
     return g / chosen.sum() * chosen
 
 
-@rule(torch.max, torch.min)
+@rule(torch.max, torch.min, torch.median, torch.mode)
 def max_along(g, input, dim, keepdim, *, out):
     grad, _ = g  # the indices carry no gradient
     grad, indices = unreduce(grad, input, dim, keepdim), unreduce(out[1], input, dim, keepdim)
     # all of it to the element the indices name
     return torch.zeros_like(input).scatter(dim, indices, grad)
+
+
+@rule(torch.kthvalue)
+def kthvalue(g, input, k, dim, keepdim, *, out):
+    return max_along(g, input, dim, keepdim, out=out)
+
+
+@rule(torch.cummax, torch.cummin)
+def cummax(g, input, dim, *, out):
+    grad, _ = g
+    # each running extreme to the element it is; an element that stays the extreme collects them all
+    return torch.zeros_like(input).scatter_add(dim, out[1], grad)
 
 
 @rule(torch.gather)
