@@ -38,7 +38,8 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
     it (`decompose`). Other nodes with none are copied as they are: fine for values that carry no
     gradient (`x.shape`, `x > 0`); the reverse pass refuses them if a gradient must flow through them.
     A node computed with grad mode off (`grad_enabled` False, or marked GRAD_DISABLED) reads its
-    tensor arguments detached, so no gradient flows through it.
+    tensor arguments detached, so no gradient flows through it. A node of constants only is
+    computed here, and an option a lowering refuses is taken as it is where no gradient flows.
     """
     env: dict[fx.Node, Any] = dict(bindings)
     graph = builder.graph
@@ -183,6 +184,7 @@ def _reads_no_input(node: fx.Node, args: tuple, kwargs: dict) -> bool:
 
 
 def _computed(node: fx.Node, args: tuple, kwargs: dict) -> Any:
+    """`node` run on the values of its arguments, which hold no gradient."""
     args, kwargs = map_aggregate((args, kwargs), value)
     with torch.no_grad():
         if node.op == "call_method":
