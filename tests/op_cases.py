@@ -787,6 +787,8 @@ CASES = [
     case("Tensor.mode keepdim", lambda x: x.mode(0, keepdim=True).values, (3, 2)),
     case("torch.cummax", lambda x: torch.cummax(x, 1)[0], (2, 4)),
     case("Tensor.cummin", lambda x: x.cummin(0).values, (4, 2)),
+    case("Tensor.cummax ties", lambda x: x.round().cummax(-1)[0] * x, (2, 5)),
+    case("torch.cummin 1-D", lambda x: torch.cummin(torch.cat([x, x]), 0).values, (3,)),
     case("torch.logcumsumexp", lambda x: torch.logcumsumexp(x, 1), (2, 3, 4)),
     case("Tensor.logcumsumexp 0-d", lambda x: x.logcumsumexp(0), ()),
     # module forms that derive through torch's decompositions of them
