@@ -101,13 +101,13 @@ def _pairs(args: Any, grads: Any):
 
 
 def _nodes_depending_on(forward: list[fx.Node], wrt: set[fx.Node]) -> set[fx.Node]:
-    """The nodes computed from `wrt` whose values carry a gradient, on a path without `detach()`:
-    those a gradient can reach (what is computed from `x.detach()` is a constant to autograd)."""
+    """The nodes computed from `wrt` whose values carry a gradient, on a path without `detach()`
+    (a detached value itself, whose rule answers no gradient, but not what is computed from it,
+    a constant to autograd)."""
     depends = set(wrt)
     for node in forward:
-        if node.meta.get("fxgrad_op") is torch.detach:
-            continue
-        if carries_gradient(value(node)) and any(arg in depends for arg in node.all_input_nodes):
+        if carries_gradient(value(node)) and any(arg in depends and arg.meta.get("fxgrad_op") is not torch.detach
+                                                 for arg in node.all_input_nodes):
             depends.add(node)
     return depends
 
