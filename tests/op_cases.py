@@ -728,14 +728,14 @@ CASES = [
          (2, 3)),
     decomposed("F.binary_cross_entropy weight none", lambda x, y: F.binary_cross_entropy(
         x.sigmoid(), y.sigmoid(), torch.linspace(0.5, 1.5, x.shape[-1], dtype=x.dtype), reduction="none"),
-               (2, 3), (2, 3)),
+               (2, 3), (2, 3), fixes_sizes=True),
     decomposed("F.binary_cross_entropy weight sum", lambda x, y: F.binary_cross_entropy(
         x.sigmoid(), y.sigmoid(), torch.linspace(0.5, 1.5, x.shape[-1], dtype=x.dtype), reduction="sum"),
-               (2, 3), (2, 3)),
+               (2, 3), (2, 3), fixes_sizes=True),
     case("F.binary_cross_entropy_with_logits pos_weight mean", lambda x, y: F.binary_cross_entropy_with_logits(
         x, y.sigmoid(), pos_weight=torch.linspace(2, 3, x.shape[-1], dtype=x.dtype)), (2, 3), (2, 3)),
     decomposed("F.cosine_embedding_loss", lambda a, b, s: F.cosine_embedding_loss(
-        a, b, (s > 0).long() * 2 - 1, margin=0.2), (4, 3), (4, 3), (4,)),
+        a, b, (s > 0).long() * 2 - 1, margin=0.2), (4, 3), (4, 3), (4,), fixes_sizes=True),
     decomposed("F.cosine_embedding_loss none 1-D", lambda a, b: F.cosine_embedding_loss(
         a, b, torch.tensor(-1), reduction="none"), (3,), (3,)),
     decomposed("F.triplet_margin_loss swap sum", lambda a, p, n: F.triplet_margin_loss(
@@ -752,16 +752,16 @@ CASES = [
     decomposed("F.margin_ranking_loss none", lambda a, b, s: F.margin_ranking_loss(a, b, s, reduction="none"),
                (4,), (4,), (4,)),
     decomposed("F.hinge_embedding_loss", lambda x, s: F.hinge_embedding_loss(x, s.sign(), margin=0.5), (2, 3),
-               (2, 3)),
+               (2, 3), fixes_sizes=True),
     decomposed("F.hinge_embedding_loss sum", lambda x, s: F.hinge_embedding_loss(x, s.sign(), reduction="sum"),
-               (2, 3), (2, 3)),
+               (2, 3), (2, 3), fixes_sizes=True),
     decomposed("F.soft_margin_loss", lambda x, s: F.soft_margin_loss(x, s.sign().detach()), (2, 3), (2, 3)),
     decomposed("F.soft_margin_loss none", lambda x, s: F.soft_margin_loss(x, s.sign().detach(), reduction="none"),
                (2, 3), (2, 3)),
     decomposed("F.multilabel_soft_margin_loss weight", lambda x, s, w: F.multilabel_soft_margin_loss(
-        x, (s > 0).to(x.dtype), w), (2, 3), (2, 3), (3,)),
+        x, (s > 0).to(x.dtype), w), (2, 3), (2, 3), (3,), fixes_sizes=True),
     decomposed("F.multilabel_soft_margin_loss none", lambda x, s: F.multilabel_soft_margin_loss(
-        x, (s > 0).to(x.dtype), reduction="none"), (2, 3), (2, 3)),
+        x, (s > 0).to(x.dtype), reduction="none"), (2, 3), (2, 3), fixes_sizes=True),
     decomposed("F.multi_margin_loss", F.multi_margin_loss, (3, 4), Index(4, (3,)), fixes_sizes=True),
     decomposed("F.multi_margin_loss p=2 weight sum", lambda x, t: F.multi_margin_loss(
         x, t, p=2, margin=0.5, weight=torch.linspace(0.5, 1.5, x.shape[-1], dtype=x.dtype), reduction="sum"),
@@ -792,9 +792,9 @@ CASES = [
     case("torch.logcumsumexp", lambda x: torch.logcumsumexp(x, 1), (2, 3, 4)),
     case("Tensor.logcumsumexp 0-d", lambda x: x.logcumsumexp(0), ()),
     # module forms that derive through torch's decompositions of them
-    decomposed("F.instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b), (2, 3, 4), (3,), (3,)),
-    decomposed("F.instance_norm 4-D", F.instance_norm, (2, 3, 4, 2)),
+    decomposed("F.instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b), (2, 3, 4), (3,), (3,), fixes_sizes=True),
+    decomposed("F.instance_norm 4-D", F.instance_norm, (2, 3, 4, 2), fixes_sizes=True),
     decomposed("F.local_response_norm", lambda x: F.local_response_norm(x, 3), (2, 5, 4)),
     decomposed("F.cosine_similarity", F.cosine_similarity, (3, 4), (3, 4)),
-    decomposed("F.cosine_similarity broadcast", lambda a, b: F.cosine_similarity(a, b, dim=-1), (3, 4), (1, 4)),
+    decomposed("F.cosine_similarity broadcast", lambda a, b: F.cosine_similarity(a, b, dim=-1), (3, 4), (1, 4), fixes_sizes=True),
 ]
