@@ -792,9 +792,11 @@ CASES = [
     case("torch.logcumsumexp", lambda x: torch.logcumsumexp(x, 1), (2, 3, 4)),
     case("Tensor.logcumsumexp 0-d", lambda x: x.logcumsumexp(0), ()),
     # module forms that derive through torch's decompositions of them
-    decomposed("F.instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b), (2, 3, 4), (3,), (3,), fixes_sizes=True),
+    decomposed("F.instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b), (2, 3, 4), (3,), (3,),
+               fixes_sizes=True),
     decomposed("F.instance_norm 4-D", F.instance_norm, (2, 3, 4, 2), fixes_sizes=True),
     decomposed("F.local_response_norm", lambda x: F.local_response_norm(x, 3), (2, 5, 4)),
     decomposed("F.cosine_similarity", F.cosine_similarity, (3, 4), (3, 4)),
-    decomposed("F.cosine_similarity broadcast", lambda a, b: F.cosine_similarity(a, b, dim=-1), (3, 4), (1, 4), fixes_sizes=True),
+    decomposed("F.cosine_similarity broadcast", lambda a, b: F.cosine_similarity(a, b, dim=-1), (3, 4), (1, 4),
+               fixes_sizes=True),
 ]
