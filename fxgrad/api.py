@@ -287,6 +287,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
     input_proxies = [builder.placeholder(name, x) for name, x in zip(traced.input_names, inputs)]
     first_forward_node = graph._root.prev
     parameter_proxies = {name: builder.attribute(name, p) for name, p in parameters.items()}
+    builder.differentiated = {[*input_proxies, *parameter_proxies.values()][i].node for i in wrt}
     bindings = dict(zip(input_placeholders, input_proxies))
     # A parameter or buffer the tracer kept as a constant of its own (make_fx: a module's buffers,
     # the tensors a function closes over) is known by identity, and read by its name.

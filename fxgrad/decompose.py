@@ -23,8 +23,9 @@ import torch
 import torch.fx as fx
 import torch.utils._pytree as pytree
 
-from .errors import source_location
+from .errors import FxgradError, source_location
 from .graph import carries_gradient, nodes_after, value
+from .substitutes import Substituted
 
 aten = torch.ops.aten
 
@@ -44,21 +45,29 @@ def decompositions() -> dict:
 
     table = {**decomposition_table, **core_aten_decompositions()}
     return {op: decomposition for op, decomposition in table.items()
-            if isinstance(op, torch._ops.OpOverload) and op.overloadpacket not in LOWERINGS}
+            if isinstance(op, torch._ops.OpOverload) and op.overloadpacket not in LOWERINGS
+            and not _functionalised(op, LOWERINGS)}
 
 
-def wants_decomposition(target: Any, node: fx.Node, args: tuple, kwargs: dict) -> bool:
+def _functionalised(op: torch._ops.OpOverload, lowerings: dict) -> bool:
+    """Whether `op` changes a tensor in place and its out-of-place twin has a lowering (`sqrt_`):
+    then it is lowered as that twin, where torch's decomposition of it reaches prims."""
+    twin = getattr(aten, op.overloadpacket.__name__.rstrip("_"), None)
+    return op._schema.is_mutable and twin is not op.overloadpacket and twin in lowerings
+
+
+def wants_decomposition(target: Any, node: fx.Node, args: tuple, kwargs: dict, builder) -> bool:
     """Whether a node with no lowering, lowered as `target`, is decomposed: where autograd would
-    record it, its value carrying a gradient from its arguments (`torch.kron(a, b)`; not `x.dim()`,
-    `x > 0` or `torch.empty_like(x)`, which are copied as they are)."""
-    if _decomposing or not any(isinstance(leaf, fx.Proxy) and carries_gradient(value(leaf))
-                               for leaf in pytree.tree_leaves((args, kwargs))):
+    record it, its value carrying a gradient from the arguments that carry one from the inputs
+    (`torch.kron(a, b)`; not `x.dim()`, `x > 0` or `torch.empty_like(x)`, which are copied as
+    they are; a loss's constant class weights are not differentiated, as torch refuses to)."""
+    if _decomposing or not builder.carries_input_gradient((args, kwargs)):
         return False
 
     def requiring_grad(leaf):
         example = value(leaf)
         if isinstance(example, torch.Tensor):
-            return example.detach().requires_grad_(example.is_floating_point() or example.is_complex())
+            return example.detach().requires_grad_(builder.carries_input_gradient(leaf))
         return example
 
     try:
@@ -101,7 +110,8 @@ def _traced(run: Callable, examples: list[torch.Tensor], table: dict | None) -> 
     level = fake_tensor_log.level
     fake_tensor_log.setLevel(logging.CRITICAL)
     try:
-        return make_fx(run, decomposition_table=table, tracing_mode="fake")(*examples)
+        with Substituted():
+            return make_fx(run, decomposition_table=table, tracing_mode="fake")(*examples)
     finally:
         fake_tensor_log.setLevel(level)
 
@@ -115,6 +125,8 @@ def decompose(target: Any, node: fx.Node, args: tuple, kwargs: dict, builder,
     call = _callable(target, node)
     try:
         graph_module, proxies, run = aten_graph(call, args, kwargs, decompositions())
+    except FxgradError:  # a substitute's refusal (`substitutes`), which names the reason
+        raise
     except Exception:  # an op make_fx cannot run on its own (data-dependent, ...): no further
         return None, _name(node)
     stuck = _stuck_on(graph_module)

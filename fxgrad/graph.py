@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 import torch.fx as fx
+import torch.utils._pytree as pytree
 from torch.fx.node import _side_effectful_functions, map_aggregate
 
 from .errors import FxgradError, InputError, UnsupportedArgumentError, described
@@ -56,6 +57,8 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
         self.fixed_sizes: str | None = None
         # whether the values are shapes only (`drop_values`), as they are once the backward is built
         self.shapes_only = False
+        self.differentiated: set[fx.Node] = set()  # the inputs and parameters differentiated (`wrt`)
+        self._carries: dict[fx.Node, bool] = {}  # whether a node carries a gradient from those
 
     def update_state(self, buffer: fx.Proxy, new: fx.Proxy) -> None:
         """Record `new` as the value of a buffer (its get_attr's Proxy, or its last new value)."""
@@ -85,6 +88,22 @@ class GraphBuilder(fx.proxy.GraphAppendingTracer):
                 except Exception as error:
                     raise EvaluationError(error) from error
         return node
+
+    def carries_input_gradient(self, arguments: Any) -> bool:
+        """Whether a gradient can flow from the differentiated inputs and parameters into any Proxy
+        among `arguments`: on a path of values that carry one (not through `detach()`, integer or
+        boolean values)."""
+        def carries(node: fx.Node) -> bool:
+            if node not in self._carries:
+                val = node.meta.get("val")
+                if node.op in ("placeholder", "get_attr"):
+                    self._carries[node] = node in self.differentiated and carries_gradient(val)
+                else:
+                    self._carries[node] = (carries_gradient(val) and node.meta.get("fxgrad_op") is not torch.detach
+                                           and any(carries(arg) for arg in node.all_input_nodes))
+            return self._carries[node]
+
+        return any(isinstance(leaf, fx.Proxy) and carries(leaf.node) for leaf in pytree.tree_leaves(arguments))
 
     def attribute(self, target: str, obj: Any) -> fx.Proxy:
         """A get_attr node reading `obj`, kept under `target` in the attributes."""

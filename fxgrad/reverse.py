@@ -36,8 +36,6 @@ def reverse(
     """
     seeds = [(output.node, grad) for output, grad in seeds if isinstance(output, fx.Proxy)]
     depends_on_wrt = _nodes_depending_on(forward, {p.node for p in wrt})
-    # where a rule answers NotDifferentiable, only these are refused
-    differentiable = _nodes_depending_on(forward, {p.node for p in wrt}, through_detach=False)
     cotangents: dict[fx.Node, fx.Proxy] = {}
 
     def accumulate(node: fx.Node, grad: Any) -> None:
@@ -73,7 +71,7 @@ def reverse(
             if arg in depends_on_wrt:
                 if not isinstance(input_grad, NotDifferentiable):
                     accumulate(arg, input_grad)
-                elif arg in differentiable:
+                else:
                     raise UnsupportedOpError(f"{op_name(op)} with respect to its {input_grad.argument}",
                                              source_location(node), supported_ops())
         for new_node in nodes_after(last_before):
@@ -105,15 +103,14 @@ def _pairs(args: Any, grads: Any):
             yield from _pairs(arg, grad)
 
 
-def _nodes_depending_on(forward: list[fx.Node], wrt: set[fx.Node], *,
-                        through_detach: bool = True) -> set[fx.Node]:
-    """The nodes computed from `wrt` whose values carry a gradient (if not `through_detach`: those
-    a gradient can reach, on a path without `detach()`)."""
+def _nodes_depending_on(forward: list[fx.Node], wrt: set[fx.Node]) -> set[fx.Node]:
+    """The nodes computed from `wrt` whose values carry a gradient, on a path without `detach()`
+    (a detached value itself, whose rule answers no gradient, but not what is computed from it,
+    a constant to autograd)."""
     depends = set(wrt)
     for node in forward:
-        if not through_detach and node.meta.get("fxgrad_op") is torch.detach:
-            continue
-        if carries_gradient(value(node)) and any(arg in depends for arg in node.all_input_nodes):
+        if carries_gradient(value(node)) and any(arg in depends and arg.meta.get("fxgrad_op") is not torch.detach
+                                                 for arg in node.all_input_nodes):
             depends.add(node)
     return depends
 

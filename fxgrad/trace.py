@@ -33,7 +33,8 @@ import torch.fx as fx
 from torch.overrides import TorchFunctionMode
 
 from .canon import GRAD_DISABLED, IN_AUTOGRAD_GRAD, RANDOM_FUNCTIONS, op_name, refuse_randomness
-from .errors import FxgradError, TraceError, source_location
+from .errors import FxgradError, TraceError, UnsupportedArgumentError, source_location
+from .substitutes import Substituted
 
 TRACERS = ("fx", "export", "aten")
 
@@ -88,7 +89,9 @@ def trace(fn: Callable, inputs: list[torch.Tensor], tracer: str = "auto") -> Tra
         raise TraceError(f"tracer must be 'auto' or one of {TRACERS}, not {tracer!r}")
     try:
         traced = {"fx": _trace_fx, "export": _trace_export, "aten": _trace_aten}[tracer](fn, inputs)
-    except FxgradError:
+    except FxgradError as error:
+        if isinstance(error, UnsupportedArgumentError):  # a substitute's refusal: where the user called it
+            raise type(error)(f"{error},{_user_line(error)}") from None
         raise
     except Exception as error:  # each tracer raises many kinds; all mean "this cannot be traced"
         raise TraceError(f"{tracer} could not trace `{_name(fn)}`{_user_line(error)}: "
@@ -158,6 +161,7 @@ def _trace_fx(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     with _tensor_constants_removed(fn):
         with _RefuseRandomness(), _RefuseStateChanges(fn), _RefuseAutograd("fx"):  # fx would run these for real, once
             graph = tracer.trace(_calling_with_hooks(fn, len(inputs)) if hooked else fn)
+        tracer.refuse_changed_constants()
         if hooked:  # attributes are read from `fn` itself, not from the module calling it
             for node in graph.nodes:
                 if node.op == "get_attr":
@@ -267,6 +271,20 @@ class _SourceRecordingTracer(fx.Tracer):
         super().__init__()
         code = getattr(fn, "__code__", None) or getattr(getattr(fn, "forward", None), "__code__", None)
         self.entry = (code.co_filename, code.co_name) if code else None
+        self.constants: list[tuple[torch.Tensor, int]] = []  # the tensors kept as constants, and their versions
+
+    def create_arg(self, a):
+        if isinstance(a, torch.Tensor) and not isinstance(a, torch.nn.Parameter):
+            self.constants.append((a, a._version))
+        return super().create_arg(a)
+
+    def refuse_changed_constants(self) -> None:
+        """fx keeps a tensor the function reads as a constant by reference: one the function then
+        changes in place (`y = x + m; m[1] = 5`) would be read changed where it was read before."""
+        if any(t._version != version for t, version in self.constants):
+            raise TraceError("fx could not trace the function: it changes in place a tensor after reading it, "
+                             "which fx keeps as a constant, so every read would see the last value (export and "
+                             "make_fx record the change)")
 
     def is_leaf_module(self, module: torch.nn.Module, qualified_name: str) -> bool:
         return False  # into nn.Linear and friends: their ops are what gets differentiated
@@ -350,7 +368,7 @@ class _Attribute(_RecordsInPlace, fx.proxy.Attribute):
 
 def _trace_export(fn: Callable, inputs: list[torch.Tensor]) -> Trace:
     module = fn if isinstance(fn, torch.nn.Module) else _as_module(fn)
-    with _RefuseInferenceMode(), _RefuseAutograd("export"), _every_user_frame_recorded():
+    with _RefuseInferenceMode(), _RefuseAutograd("export"), _every_user_frame_recorded(), Substituted():
         exported = torch.export.export(module, tuple(_distinct(inputs)))
     graph_module = exported.module()
     for node in list(graph_module.graph.nodes):
@@ -398,7 +416,7 @@ def _make_fx(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def marking(*args):
-        with _MarkGradDisabled():
+        with _MarkGradDisabled(), Substituted():
             return fn(*args)
 
     def traced(*args):

@@ -845,8 +845,8 @@ CASES = [
     case("torch.lerp", torch.lerp, (2, 3), (2, 3), (2, 3)),
     case("Tensor.lerp scalar", lambda a, b: a.lerp(b, 0.3), (2, 3), (3,)),
     decomposed("F.huber_loss", lambda x, y: F.huber_loss(x, y, delta=0.5), (2, 3), (2, 3)),
-    decomposed("F.kl_div batchmean", lambda x, y: F.kl_div(x.log_softmax(-1), y.softmax(-1), reduction="batchmean"),
-               (2, 3), (2, 3), fixes_sizes=True),
+    case("F.kl_div batchmean", lambda x, y: F.kl_div(x.log_softmax(-1), y.softmax(-1), reduction="batchmean"),
+         (2, 3), (2, 3)),
     decomposed("F.binary_cross_entropy", lambda x, y: F.binary_cross_entropy(x.sigmoid(), y.sigmoid()), (2, 3),
                (2, 3)),
     decomposed("F.triplet_margin_loss", F.triplet_margin_loss, (2, 3), (2, 3), (2, 3)),
@@ -1015,4 +1015,94 @@ CASES = [
         x, size=(9, 1), mode="bicubic", align_corners=True), (2, 3, 4, 5)),
     case("F.interpolate bicubic scale_factor", lambda x: F.interpolate(x, scale_factor=(3, 0.5), mode="bicubic"),
          (1, 2, 4, 6)),
+    # losses with each reduction and option; targets of ±1 made from an input's signs
+    case("F.kl_div none", lambda x, y: F.kl_div(x, y, reduction="none"), (2, 3), (2, 3), domain="positive"),
+    case("F.kl_div log_target mean", lambda x, y: F.kl_div(x, y, reduction="mean", log_target=True), (2, 3), (3,)),
+    case("F.kl_div sum", lambda x, y: F.kl_div(x.log_softmax(-1), y, reduction="sum"), (2, 3), (2, 3),
+         domain="positive"),
+    case("F.kl_div log_target batchmean", lambda x, y: F.kl_div(x, y, reduction="batchmean", log_target=True),
+         (4, 3), (4, 3)),
+    case("F.kl_div zero targets", lambda x: F.kl_div(x, torch.tensor([0.0, 0.5, 0.5], dtype=x.dtype),
+                                                     reduction="batchmean"), (2, 3), literal_sizes=True),
+    case("torch.kl_div", lambda x, y: torch.kl_div(x, y, 2), (2, 3), (2, 3), domain="positive"),
+    case("torch.xlogy", torch.xlogy, (2, 3), (3,), domain="positive"),
+    case("Tensor.xlogy zeros", lambda x, y: x.relu().xlogy(y.abs() + 0.5), (2, 3), (2, 3)),
+    case("torch.xlogy number", lambda y: torch.xlogy(2.0, y), (3,), domain="positive"),
+    decomposed("F.huber_loss none", lambda x, y: F.huber_loss(x, y, reduction="none"), (2, 3), (2, 3)),
+    decomposed("F.huber_loss sum", lambda x, y: F.huber_loss(x, y, reduction="sum", delta=2.0), (2, 3), (2, 3)),
+    case("F.smooth_l1_loss beta none", lambda x, y: F.smooth_l1_loss(x, y, reduction="none", beta=0.5), (2, 3),
+         (2, 3)),
+    decomposed("F.binary_cross_entropy weight none", lambda x, y: F.binary_cross_entropy(
+        x.sigmoid(), y.sigmoid(), torch.linspace(0.5, 1.5, x.shape[-1], dtype=x.dtype), reduction="none"),
+               (2, 3), (2, 3), fixes_sizes=True),
+    decomposed("F.binary_cross_entropy weight sum", lambda x, y: F.binary_cross_entropy(
+        x.sigmoid(), y.sigmoid(), torch.linspace(0.5, 1.5, x.shape[-1], dtype=x.dtype), reduction="sum"),
+               (2, 3), (2, 3), fixes_sizes=True),
+    case("F.binary_cross_entropy_with_logits pos_weight mean", lambda x, y: F.binary_cross_entropy_with_logits(
+        x, y.sigmoid(), pos_weight=torch.linspace(2, 3, x.shape[-1], dtype=x.dtype)), (2, 3), (2, 3)),
+    decomposed("F.cosine_embedding_loss", lambda a, b, s: F.cosine_embedding_loss(
+        a, b, (s > 0).long() * 2 - 1, margin=0.2), (4, 3), (4, 3), (4,), fixes_sizes=True),
+    decomposed("F.cosine_embedding_loss none 1-D", lambda a, b: F.cosine_embedding_loss(
+        a, b, torch.tensor(-1), reduction="none"), (3,), (3,)),
+    decomposed("F.triplet_margin_loss swap sum", lambda a, p, n: F.triplet_margin_loss(
+        a, p, n, margin=2.0, swap=True, reduction="sum"), (2, 3), (2, 3), (2, 3)),
+    decomposed("F.triplet_margin_with_distance_loss", lambda a, p, n: F.triplet_margin_with_distance_loss(
+        a, p, n, reduction="none"), (2, 3), (2, 3), (2, 3)),
+    decomposed("F.poisson_nll_loss", F.poisson_nll_loss, (2, 3), (2, 3), domain="positive"),
+    decomposed("F.poisson_nll_loss full sum", lambda x, y: F.poisson_nll_loss(x, y * 3, full=True, reduction="sum"),
+               (2, 3), (2, 3), domain="positive"),
+    decomposed("F.poisson_nll_loss rates full none", lambda x, y: F.poisson_nll_loss(
+        x, y * 3, log_input=False, full=True, reduction="none"), (2, 3), (2, 3), domain="positive"),
+    decomposed("F.margin_ranking_loss", lambda a, b, s: F.margin_ranking_loss(a, b, s.sign(), margin=0.1), (4,),
+               (4,), (4,)),
+    decomposed("F.margin_ranking_loss none", lambda a, b, s: F.margin_ranking_loss(a, b, s, reduction="none"),
+               (4,), (4,), (4,)),
+    decomposed("F.hinge_embedding_loss", lambda x, s: F.hinge_embedding_loss(x, s.sign(), margin=0.5), (2, 3),
+               (2, 3), fixes_sizes=True),
+    decomposed("F.hinge_embedding_loss sum", lambda x, s: F.hinge_embedding_loss(x, s.sign(), reduction="sum"),
+               (2, 3), (2, 3), fixes_sizes=True),
+    decomposed("F.soft_margin_loss", lambda x, s: F.soft_margin_loss(x, s.sign().detach()), (2, 3), (2, 3)),
+    decomposed("F.soft_margin_loss none", lambda x, s: F.soft_margin_loss(x, s.sign().detach(), reduction="none"),
+               (2, 3), (2, 3)),
+    decomposed("F.multilabel_soft_margin_loss weight", lambda x, s, w: F.multilabel_soft_margin_loss(
+        x, (s > 0).to(x.dtype), w), (2, 3), (2, 3), (3,), fixes_sizes=True),
+    decomposed("F.multilabel_soft_margin_loss none", lambda x, s: F.multilabel_soft_margin_loss(
+        x, (s > 0).to(x.dtype), reduction="none"), (2, 3), (2, 3), fixes_sizes=True),
+    decomposed("F.multi_margin_loss", F.multi_margin_loss, (3, 4), Index(4, (3,)), fixes_sizes=True),
+    decomposed("F.multi_margin_loss p=2 weight sum", lambda x, t: F.multi_margin_loss(
+        x, t, p=2, margin=0.5, weight=torch.linspace(0.5, 1.5, x.shape[-1], dtype=x.dtype), reduction="sum"),
+               (3, 4), Index(4, (3,)), fixes_sizes=True),
+    decomposed("F.gaussian_nll_loss", F.gaussian_nll_loss, (2, 3), (2, 3), (2, 3), domain="positive"),
+    decomposed("F.gaussian_nll_loss full sum, one variance per sample", lambda x, y, v: F.gaussian_nll_loss(
+        x, y, v, full=True, reduction="sum"), (2, 3), (2, 3), (2,), domain="positive"),
+    decomposed("F.gaussian_nll_loss none, variance broadcast", lambda x, y, v: F.gaussian_nll_loss(
+        x, y, v, reduction="none", eps=1e-3), (2, 3), (2, 3), (2, 1), domain="positive"),
+    case("F.nll_loss weight ignore_index none", lambda x, t: F.nll_loss(
+        x, t, torch.linspace(0.5, 1.5, x.shape[1], dtype=x.dtype), ignore_index=2, reduction="none"),
+         (5, 3), Index(3, (5,)), literal_sizes=True),
+    case("F.cross_entropy probabilities label_smoothing sum", lambda x, y: F.cross_entropy(
+        x, y.softmax(1), reduction="sum", label_smoothing=0.1), (3, 4), (3, 4)),
+    # order statistics and running extremes: the gradient to the element chosen
+    case("torch.median", torch.median, (2, 3)),
+    case("torch.median ties share", lambda x: torch.median(torch.cat([x, x])), (3,)),
+    case("torch.median dim", lambda x: torch.median(x, 1)[0], (2, 5)),
+    case("Tensor.median dim keepdim", lambda x: x.median(-1, keepdim=True).values, (2, 3, 4)),
+    case("torch.kthvalue", lambda x: torch.kthvalue(x, 2, 0)[0], (4, 3), literal_sizes=True),
+    case("Tensor.kthvalue keepdim", lambda x: x.kthvalue(1, keepdim=True).values, (2, 3)),
+    case("torch.mode", lambda x: torch.mode(torch.cat([x, x[:, :1]], 1), 1)[0], (2, 3)),
+    case("Tensor.mode keepdim", lambda x: x.mode(0, keepdim=True).values, (3, 2)),
+    case("torch.cummax", lambda x: torch.cummax(x, 1)[0], (2, 4)),
+    case("Tensor.cummin", lambda x: x.cummin(0).values, (4, 2)),
+    case("Tensor.cummax ties", lambda x: x.round().cummax(-1)[0] * x, (2, 5)),
+    case("torch.cummin 1-D", lambda x: torch.cummin(torch.cat([x, x]), 0).values, (3,)),
+    case("torch.logcumsumexp", lambda x: torch.logcumsumexp(x, 1), (2, 3, 4)),
+    case("Tensor.logcumsumexp 0-d", lambda x: x.logcumsumexp(0), ()),
+    # module forms that derive through torch's decompositions of them
+    decomposed("F.instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b), (2, 3, 4), (3,), (3,),
+               fixes_sizes=True),
+    decomposed("F.instance_norm 4-D", F.instance_norm, (2, 3, 4, 2), fixes_sizes=True),
+    decomposed("F.local_response_norm", lambda x: F.local_response_norm(x, 3), (2, 5, 4)),
+    decomposed("F.cosine_similarity", F.cosine_similarity, (3, 4), (3, 4)),
+    decomposed("F.cosine_similarity broadcast", lambda a, b: F.cosine_similarity(a, b, dim=-1), (3, 4), (1, 4),
+               fixes_sizes=True),
 ]

@@ -239,6 +239,10 @@ RECURRENT = {
     "RNN tanh": lambda: nn.RNN(3, 4),
     "RNN relu no bias": lambda: nn.RNN(3, 4, nonlinearity="relu", bias=False),
     "LSTM dropout in eval": lambda: nn.LSTM(3, 4, num_layers=2, dropout=0.5).eval(),
+    "LSTM 2 layers bidirectional": lambda: nn.LSTM(3, 4, num_layers=2, bidirectional=True),
+    "GRU bidirectional batch first": lambda: nn.GRU(3, 4, batch_first=True, bidirectional=True),
+    "RNN 2 layers bidirectional batch first": lambda: nn.RNN(3, 4, num_layers=2, batch_first=True,
+                                                             bidirectional=True),
 }
 
 
@@ -275,3 +279,16 @@ def test_recurrent_dropout_in_training_is_refused(tracer):
 def test_recurrent_layers_are_beyond_fx_which_reads_their_checks_as_control_flow():
     with pytest.raises(fxgrad.TraceError, match="fx could not trace"):
         fxgrad.derive(Recurrent(nn.GRU(3, 4)), (torch.randn(5, 2, 3), torch.randn(1, 2, 4)), tracer="fx")
+
+
+@pytest.mark.parametrize("tracer", TRACERS)
+def test_in_place_dropout_in_eval_mode_is_the_identity(tracer):
+    # export records `aten.dropout_`, lowered as dropout, which in eval mode draws nothing
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(inplace=True), nn.Tanh()).double().eval()
+    x = torch.randn(2, 3, dtype=torch.float64)
+    bwd = fxgrad.derive(model, (x,), tracer=tracer)
+    grad_output = torch.randn(2, 4, dtype=torch.float64)
+    for derived, expected in zip(bwd(x, grad_output), autograd_grads(model, (x,), grad_output)):
+        torch.testing.assert_close(derived, expected)
+    with pytest.raises(fxgrad.RandomnessError):
+        fxgrad.derive(model.train(), (x,), tracer=tracer)

@@ -11,9 +11,10 @@ from checks import assert_matches_autograd
 X = torch.randn(2, 3, 4, 5, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("tracer", ["fx", "export"])
+@pytest.mark.parametrize("tracer", ["fx", "export", "aten"])
 def test_circular_padding(tracer):
-    # make_fx records circular padding as copies into an empty tensor, which is refused
+    # make_fx would record torch's circular padding as copies into an empty tensor: it traces the
+    # `torch.cat` of the wrapped slices instead
     fn = lambda x: F.pad(x, (1, 2, 2, 1), mode="circular")  # noqa: E731
     bwd = fxgrad.derive(fn, (X,), tracer=tracer)
     assert_matches_autograd(fn, bwd, (X,))

@@ -11,12 +11,13 @@ from .registry import aten, define, emit, lowers, static_dim
 define({
     torch.cumsum: lambda input, dim: input.cumsum(dim),
     torch.cumprod: lambda input, dim: input.cumprod(dim),
+    torch.logcumsumexp: lambda input, dim: input.logcumsumexp(dim),
 })
 
 
 def _cumulative_lowering(op: Callable) -> Callable:
     def lowering(input, dim, *, dtype=None):
-        # dtype=: the input cast to it first, as torch computes it
+        # torch converts the input to `dtype` first (a bool mask counted as floats)
         return emit(op, convert(input, value(dtype)), static_dim(dim))
 
     return lowering
@@ -24,3 +25,5 @@ def _cumulative_lowering(op: Callable) -> Callable:
 
 lowers(torch.cumsum, "Tensor.cumsum", aten.cumsum)(_cumulative_lowering(torch.cumsum))
 lowers(torch.cumprod, "Tensor.cumprod", aten.cumprod)(_cumulative_lowering(torch.cumprod))
+lowers(torch.logcumsumexp, "Tensor.logcumsumexp", aten.logcumsumexp)(
+    lambda input, dim: emit(torch.logcumsumexp, input, static_dim(dim)))

@@ -14,6 +14,8 @@ from .registry import aten, call, define, emit, given, lowers
 define({
     # the elementwise losses, unreduced
     F.smooth_l1_loss: lambda input, target, beta: call(F.smooth_l1_loss, input, target, reduction="none", beta=beta),
+    F.kl_div: lambda input, target, log_target: call(
+        F.kl_div, input, target, reduction="none", **({"log_target": True} if log_target else {})),
     F.binary_cross_entropy_with_logits: lambda input, target, weight, pos_weight: call(
         F.binary_cross_entropy_with_logits, input, target, **given(weight=weight, pos_weight=pos_weight),
         reduction="none"),
@@ -85,6 +87,21 @@ def _smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="me
 @lowers(aten.smooth_l1_loss)
 def _aten_smooth_l1_loss(input, target, reduction=1, beta=1.0):
     return _smooth_l1_loss(input, target, reduction=reduction, beta=beta)
+
+
+@lowers(F.kl_div)
+def _kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    loss = emit(F.kl_div, input, target, log_target)
+    if reduction == "batchmean" and size_average is None and reduce is None:
+        # the sum over the batch size, read when the backward runs
+        total = _reduce(loss, "sum")
+        return total if value(input).ndim == 0 else emit(torch.div, total, input.size(0))
+    return _reduce(loss, _reduction_name(size_average, reduce, reduction))
+
+
+@lowers(torch.kl_div, aten.kl_div)
+def _aten_kl_div(input, target, reduction=1, log_target=False):
+    return _kl_div(input, target, reduction=reduction, log_target=log_target)
 
 
 @lowers(F.binary_cross_entropy_with_logits)

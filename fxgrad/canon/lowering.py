@@ -9,11 +9,12 @@ from typing import Any, Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+import torch.utils._pytree as pytree
 from torch.fx.node import map_aggregate
 from torch.fx.operator_schemas import normalize_function
 
 from ..decompose import STUCK_ON, aten_graph, decompose, wants_decomposition
-from ..errors import FxgradError, MutationError, RandomnessError, TraceError, source_location
+from ..errors import FxgradError, MutationError, RandomnessError, TraceError, UnsupportedArgumentError, source_location
 from ..graph import EvaluationError, GraphBuilder, nodes_after, value
 from .indexing import written_back
 from .norms import running_statistics
@@ -45,7 +46,8 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
     it (`decompose`). Other nodes with none are copied as they are: fine for values that carry no
     gradient (`x.shape`, `x > 0`); the reverse pass refuses them if a gradient must flow through them.
     A node computed with grad mode off (`grad_enabled` False, or marked GRAD_DISABLED) reads its
-    tensor arguments detached, so no gradient flows through it.
+    tensor arguments detached, so no gradient flows through it. A node of constants only is
+    computed here, and an option a lowering refuses is taken as it is where no gradient flows.
     """
     env: dict[fx.Node, Any] = dict(bindings)
     graph = builder.graph
@@ -56,6 +58,10 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             env[node] = traced.get_submodule(node.target)
             continue
         args, kwargs = _arguments(node, env)
+        if node.target is not _SET_GRAD_ENABLED and _reads_no_input(node, args, kwargs):
+            env[node] = _computed(node, args, kwargs)  # a constant, computed here as fx computes it
+            continue
+        args, kwargs = map_aggregate((args, kwargs), lambda a: _as_constant(a, node, builder))
         if node.op == "output":
             return args[0]
         if node.target is _SET_GRAD_ENABLED:  # export: a region run with grad mode set
@@ -67,6 +73,7 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
             env[node] = args[0]
             continue
         last_before = graph._root.prev  # the new nodes are the ones appended after this
+        changed = None
         try:
             without_grad = not grad_enabled or _computed_without_grad(node)
             if without_grad:
@@ -102,6 +109,13 @@ def canonicalize(traced: fx.GraphModule, bindings: dict[fx.Node, Any], builder: 
                     changed, before = written_to, env[written_to]
                     aliases, views, written_to = _check_change(node, op_name(traced_target(node)), changed, env,
                                                                owners)
+        except UnsupportedArgumentError as error:
+            if changed is not None or builder.carries_input_gradient((args, kwargs)):
+                raise type(error)(f"{error}, at {source_location(node)}") from None
+            # an option fxgrad does not differentiate, on values no gradient flows through
+            for new_node in reversed(nodes_after(last_before)):
+                graph.erase_node(new_node)
+            env[node] = _copied(node, args, kwargs, builder)
         except FxgradError as error:
             raise type(error)(f"{error}, at {source_location(node)}") from None
         except EvaluationError as error:  # a torch op failing on the example values: the function fails there
@@ -181,16 +195,55 @@ def _lower(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[t
         if result is not NotImplemented:  # a lowering may leave a spelling it does not own
             return result
     stuck = None
-    if wants_decomposition(target, node, args, kwargs):
+    if wants_decomposition(target, node, args, kwargs, builder):
         result, stuck = decompose(target, node, args, kwargs, builder,
                                   lambda graph_module, bindings: canonicalize(graph_module, bindings, builder, owners))
         if result is not None:
             return result
-    result = builder.create_proxy(node.op, _torch_level(node.target), args, kwargs, name=node.name)
-    result.node.meta["fxgrad_source_target"] = traced_target(node)
+    result = _copied(node, args, kwargs, builder)
     if stuck is not None:
         result.node.meta[STUCK_ON] = stuck
     return result
+
+
+def _copied(node: fx.Node, args: tuple, kwargs: dict, builder: GraphBuilder) -> fx.Proxy:
+    """`node` copied as it is, spelled at torch level where torch has its name."""
+    result = builder.create_proxy(node.op, _torch_level(node.target), args, kwargs, name=node.name)
+    result.node.meta["fxgrad_source_target"] = traced_target(node)
+    return result
+
+
+def _reads_no_input(node: fx.Node, args: tuple, kwargs: dict) -> bool:
+    """Whether `node` computes a constant: an op (not drawing random numbers) of no traced value
+    but dtypes, which a derived graph fixes (`torch.zeros(4, 4)` under export, with the changes
+    made to it in place, `m[:2] = 1`; `torch.arange(6.)[mask]`), or export's copy of a tensor
+    literal (`torch.tensor(1.)`, a constant of its own)."""
+    target = traced_target(node)
+    if node.op not in ("call_function", "call_method") or _is_random(node, target):
+        return False
+    return not any(isinstance(leaf, fx.Proxy) and not isinstance(value(leaf), torch.dtype)
+                   and not (target is aten.lift_fresh_copy and leaf.node.op == "get_attr")
+                   for leaf in pytree.tree_leaves((args, kwargs)))
+
+
+def _computed(node: fx.Node, args: tuple, kwargs: dict) -> Any:
+    """`node` run on the values of its arguments, which hold no gradient."""
+    args, kwargs = map_aggregate((args, kwargs), value)
+    with torch.no_grad():
+        if node.op == "call_method":
+            return getattr(args[0], node.target)(*args[1:], **kwargs)
+        return node.target(*args, **kwargs)
+
+
+def _as_constant(argument: Any, node: fx.Node, builder: GraphBuilder) -> Any:
+    """A constant tensor, where a traced value reads it, as an attribute of the graph: a copy, since
+    the function may change the constant in place afterwards."""
+    if not isinstance(argument, torch.Tensor):
+        return argument
+    name = f"_constant_{node.name}"
+    while name in builder.attributes:
+        name += "_"
+    return builder.attribute(name, argument.clone())
 
 
 # ATen ops lowered through the graph of ATen ops make_fx records for them (as the "aten" tracer
@@ -290,7 +343,8 @@ def _is_random(node: fx.Node, target: Any) -> bool:
     if target in _TRACED_THROUGH:  # recurrent layers draw numbers for dropout between layers only
         arguments = normalize_function(node.target, node.args, node.kwargs, normalize_to_only_use_kwargs=True).kwargs
         return arguments["dropout"] > 0 and arguments["train"]
-    return target not in LOWERINGS  # (dropout's lowering tells when it draws numbers)
+    # (dropout's lowering tells when it draws numbers; `dropout_` is lowered as dropout)
+    return target not in LOWERINGS and getattr(aten, target.__name__.rstrip("_"), None) not in LOWERINGS
 
 
 _ITEM_ASSIGNMENTS = {operator.setitem, "Tensor.__setitem__"}

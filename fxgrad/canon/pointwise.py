@@ -45,6 +45,7 @@ define({
     torch.log10: lambda input: torch.log10(input),
     torch.special.ndtr: lambda input: torch.special.ndtr(input),
     torch.atan2: lambda input, other: torch.atan2(input, other),
+    torch.xlogy: lambda input, other: torch.xlogy(input, other),  # x·log y, 0 where x = 0
     torch.fmod: lambda input, other: torch.fmod(input, other),
     torch.remainder: lambda input, other: input % other,
     # piecewise constant: their gradient is zero
@@ -133,6 +134,7 @@ lowers_directly(torch.log2, torch.log2, "Tensor.log2", aten.log2)
 lowers_directly(torch.log10, torch.log10, "Tensor.log10", aten.log10)
 lowers_directly(torch.special.ndtr, torch.special.ndtr, aten.special_ndtr)
 lowers_directly(torch.atan2, torch.atan2, torch.arctan2, "Tensor.atan2", "Tensor.arctan2", aten.atan2, aten.arctan2)
+lowers_directly(torch.xlogy, torch.xlogy, "Tensor.xlogy", aten.xlogy)
 lowers_directly(torch.fmod, torch.fmod, "Tensor.fmod", aten.fmod)
 lowers_directly(torch.remainder, torch.remainder, operator.mod, "Tensor.remainder", aten.remainder)
 lowers_directly(torch.sign, torch.sign, "Tensor.sign", torch.sgn, "Tensor.sgn", aten.sign, aten.sgn)

@@ -51,6 +51,15 @@ define({
     torch.max: lambda input, dim, keepdim: _reduce(input.max, dim, keepdim),
     torch.min: lambda input, dim, keepdim: _reduce(input.min, dim, keepdim),
     torch.gather: lambda input, dim, index: input.gather(dim, index),
+    # order statistics: the median over every dim; along one dim (values, indices)
+    torch.Tensor.median: lambda input: input.median(),
+    torch.median: lambda input, dim, keepdim: _reduce(input.median, dim, keepdim),
+    torch.kthvalue: lambda input, k, dim, keepdim: input.kthvalue(k, dim, keepdim=True) if keepdim
+    else input.kthvalue(k, dim),
+    torch.mode: lambda input, dim, keepdim: _reduce(input.mode, dim, keepdim),
+    # the running extremes along a dim: (values, indices), of the input's shape
+    torch.cummax: lambda input, dim: input.cummax(dim),
+    torch.cummin: lambda input, dim: input.cummin(dim),
     torch.Tensor.repeat: lambda input, repeats: splat(input.repeat, repeats),
     torch.repeat_interleave: lambda input, repeats, dim: input.repeat_interleave(repeats, dim),
     torch.roll: roll,
@@ -81,6 +90,31 @@ def _extreme(along_dim, over_all, elementwise):
 
 lowers(torch.max, "Tensor.max", aten.max)(_extreme(torch.max, torch.Tensor.max, torch.maximum))
 lowers(torch.min, "Tensor.min", aten.min)(_extreme(torch.min, torch.Tensor.min, torch.minimum))
+
+
+@lowers(torch.median, "Tensor.median", aten.median)
+def _median(input, dim=None, keepdim=False):
+    if dim is None:
+        return emit(torch.Tensor.median, input)
+    return emit(torch.median, input, dim_in_range(input, dim), keepdim)
+
+
+@lowers(torch.kthvalue, "Tensor.kthvalue", aten.kthvalue)
+def _kthvalue(input, k, dim=-1, keepdim=False):
+    return emit(torch.kthvalue, input, k, dim_in_range(input, dim), keepdim)
+
+
+@lowers(torch.mode, "Tensor.mode", aten.mode)
+def _mode(input, dim=-1, keepdim=False):
+    return emit(torch.mode, input, dim_in_range(input, dim), keepdim)
+
+
+def _running_extreme(op):
+    return lambda input, dim: emit(op, input, dim_in_range(input, dim))
+
+
+lowers(torch.cummax, "Tensor.cummax", aten.cummax)(_running_extreme(torch.cummax))
+lowers(torch.cummin, "Tensor.cummin", aten.cummin)(_running_extreme(torch.cummin))
 
 
 def _select_reduction(op):

@@ -2,6 +2,7 @@
 
 import torch
 
+from ..graph import value
 from . import rule
 
 
@@ -25,3 +26,22 @@ def cumprod(g, input, dim, *, out):
     without_it = torch.where(first_zero, 1.0, input).cumprod(dim)
     return torch.where(first_zero, _reversed_cumsum(g * without_it, dim),
                        torch.where(zero, 0.0, _reversed_cumsum(g * out, dim) / input))
+
+
+@rule(torch.logcumsumexp, in_float32=True,
+      math="y = log Σ_{j≤i} eˣʲ: ∂xⱼ = Σ_{i≥j} ∂yᵢ e^{xⱼ − yᵢ}")
+def logcumsumexp(g, input, dim, *, out):
+    # dℓ/dx_k = Σ_{j ≥ k} g_j·exp(x_k - out_j), summed in log space as torch does, the positive
+    # and the negative g apart (the log of 0 is the dtype's lowest number)
+    if value(input).ndim == 0:
+        return g
+    lowest = torch.finfo(value(input).dtype).min
+    log_g = g.abs().log()
+    positive = torch.where(g > 0, log_g, lowest)
+    negative = torch.where(g < 0, log_g, lowest)
+    return ((_reversed_logcumsumexp(positive - out, dim) + input).exp()
+            - (_reversed_logcumsumexp(negative - out, dim) + input).exp())
+
+
+def _reversed_logcumsumexp(x, dim):
+    return x.flip(dim).logcumsumexp(dim).flip(dim)

@@ -16,6 +16,14 @@ def smooth_l1_loss(g, input, target, beta):
     return grad, -grad
 
 
+@rule(F.kl_div, in_float32=True, math="y = t ⊙ (log t − x): ∂x = −∂y ⊙ t, ∂t = ∂y ⊙ (log t + 1 − x) (log_target: e^t in place of t)")
+def kl_div(g, input, target, log_target):
+    if log_target:  # ℓ = exp(t)·(t - x)
+        return -g * target.exp(), g * (target + 1 - input) * target.exp()
+    # ℓ = xlogy(t, t) - t·x: dℓ/dt = log t + t/t - x, NaN where t = 0, as torch's xlogy gives it
+    return -g * target, g * (target.log() + target / target - input)
+
+
 @rule(F.binary_cross_entropy_with_logits, in_float32=True,
       math="y = bce(σ(x), t): ∂x = ∂y ⊙ (σ(x) − t), ∂t = −∂y ⊙ x (without weights)")
 def binary_cross_entropy_with_logits(g, input, target, weight, pos_weight):

@@ -215,6 +215,13 @@ def ndtr(g, input):
     return g * torch.exp(input * input * -0.5) * (1 / math.sqrt(2 * math.pi))
 
 
+@rule(torch.xlogy, math="y = x log b: ∂x = ∂y ⊙ log b (0 where x = 0), ∂b = ∂y ⊙ x / b")
+def xlogy(g, input, other):
+    # as torch's autograd: d/dx = log y, 0 where x = 0 (whatever y); d/dy = x/y, NaN at x = y = 0
+    grad_input = g * torch.xlogy(input != 0, other) if is_tensor(input) else None
+    return grad_input, g * input / other
+
+
 @rule(torch.atan2, in_float32=True, math="y = atan2(a, b): ∂a = ∂y ⊙ b/(a² + b²), ∂b = −∂y ⊙ a/(a² + b²)")
 def atan2(g, input, other):
     # d atan2(a, b) = (b, -a)/(a² + b²), and 0 at (0, 0), as torch's autograd takes it

@@ -17,14 +17,14 @@ def amax(g, input, dim, keepdim, *, out):
     return unreduce(g, input, dim, keepdim) / count * chosen
 
 
-@rule(torch.Tensor.max, torch.Tensor.min, math="y = max(x): ∂x = ∂y / count where x = y (ties share), else 0")
+@rule(torch.Tensor.max, torch.Tensor.min, torch.Tensor.median, math="y = max(x): ∂x = ∂y / count where x = y (ties share), else 0")
 def max_all(g, input, *, out):
-    # as amax, except that where the extreme is NaN, the NaNs share its gradient (as torch)
+    # as amax, except that where the extreme (the median) is NaN, the NaNs share its gradient (as torch)
     chosen = (input == out) | input.isnan()
     return g / chosen.sum() * chosen
 
 
-@rule(torch.max, torch.min, math="y, i = max(x, dim): ∂x = zeros with ∂y at i")
+@rule(torch.max, torch.min, torch.median, torch.mode, math="y, i = max(x, dim): ∂x = zeros with ∂y at i")
 def max_along(g, input, dim, keepdim, *, out):
     grad, _ = g  # the indices carry no gradient
     grad, indices = unreduce(grad, input, dim, keepdim), unreduce(out[1], input, dim, keepdim)
@@ -46,6 +46,18 @@ def sort(g, input, dim, descending, stable, *, out):
 @rule(torch.topk, math="(y, i) = topk(x): ∂x = zeros with ∂y put back at i")
 def topk(g, input, k, dim, largest, sorted, *, out):
     return _to_indices(g, input, dim, out)
+
+
+@rule(torch.kthvalue, math="y, i = kthvalue(x, k, dim): ∂x = zeros with ∂y at i")
+def kthvalue(g, input, k, dim, keepdim, *, out):
+    return max_along(g, input, dim, keepdim, out=out)
+
+
+@rule(torch.cummax, torch.cummin, math="y, i = cummax(x): ∂x = zeros with each ∂y added at its i")
+def cummax(g, input, dim, *, out):
+    grad, _ = g
+    # each running extreme to the element it is; an element that stays the extreme collects them all
+    return torch.zeros_like(input).scatter_add(dim, out[1], grad)
 
 
 @rule(torch.gather, math="y = gather(x, i): ∂x = zeros with ∂y added at i")

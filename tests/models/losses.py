@@ -116,3 +116,27 @@ def linear_regression_mse(X, W, b, Y):
 
 
 linear_regression_mse.inputs = lambda g: (randn(g, 6, 3), randn(g, 3, 1), randn(g, ()), randn(g, 6, 1))
+
+
+@model("heteroscedastic regression (PyTorch nn.GaussianNLLLoss docs) with a KL term to a unit Gaussian")
+def gaussian_regression_with_kl(mean, log_var, target):
+    nll = F.gaussian_nll_loss(mean, target, log_var.exp(), full=True)
+    log_q = F.log_softmax(mean, dim=-1)
+    kl = F.kl_div(log_q, torch.full_like(mean, 1.0 / mean.shape[-1]), reduction="batchmean")
+    return nll + 0.1 * kl
+
+
+gaussian_regression_with_kl.inputs = lambda g: (randn(g, 5, 3), randn(g, 5, 3, scale=0.3), randn(g, 5, 3))
+
+
+@model("metric learning (pytorch-metric-learning style): triplet, cosine embedding and margin ranking losses")
+def metric_learning_losses(anchor, positive, negative):
+    same = torch.ones(anchor.shape[0], dtype=torch.long)
+    triplet = F.triplet_margin_loss(anchor, positive, negative, margin=0.5)
+    cosine = F.cosine_embedding_loss(anchor, positive, same) + F.cosine_embedding_loss(anchor, negative, -same)
+    ranking = F.margin_ranking_loss((anchor * positive).sum(-1), (anchor * negative).sum(-1),
+                                    torch.ones(anchor.shape[0], dtype=anchor.dtype), margin=0.1)
+    return triplet + cosine + ranking
+
+
+metric_learning_losses.inputs = lambda g: (randn(g, 4, 6), randn(g, 4, 6), randn(g, 4, 6))
