@@ -333,7 +333,7 @@ def _display_names(nodes: list[fx.Node]) -> dict[fx.Node, str]:
 
 def _returned(nodes: list[fx.Node]) -> set[fx.Node]:
     output = next((node for node in nodes if node.op == "output"), None)
-    return {arg for arg in (output.args[0] if output is not None else ()) if isinstance(arg, fx.Node)}
+    return set(output.all_input_nodes) if output is not None else set()
 
 
 def _gradient_of(node: fx.Node, by_name: dict[str, fx.Node]) -> fx.Node | None:

@@ -84,7 +84,6 @@ SCATTERING = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the rules of scatter_add and index_add (the scatter family)")
 @pytest.mark.parametrize("name, model, shapes", SCATTERING, ids=[m[0] for m in SCATTERING])
 def test_gradient_penalty_through_a_scatter_matches_autograd(name, model, shapes):
     test_gradient_penalty_matches_autograd(name, model, shapes)

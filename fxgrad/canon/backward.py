@@ -85,7 +85,14 @@ def _native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, w
     dims = last_dims(len(normalized_shape))
     leading = tuple(range(value(input).ndim - len(normalized_shape)))
 
-    def backward(g, input, mean, rstd, weight):
+    def backward(g, input, rstd, weight):
+        # native_layer_norm's statistics are constants, as autograd takes them, but a double
+        # backward needs their dependence on the input: they are computed again from it, with
+        # the eps the given rstd implies (the op carries none), so every derivative is exact
+        mean = input.mean(dims, keepdim=True)
+        var = ((input - mean) * (input - mean)).mean(dims, keepdim=True)
+        eps = (1 / (rstd * rstd) - var).detach()
+        rstd = (var + eps).rsqrt()
         xhat = (input - mean) * rstd
         grad_input = _standardized_backward(g if weight is None else g * weight, xhat, rstd, dims)
         grad_weight, grad_bias = g * xhat, g
@@ -93,7 +100,7 @@ def _native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, w
             grad_weight, grad_bias = grad_weight.sum(leading), grad_bias.sum(leading)
         return _masked((grad_input, grad_weight, grad_bias), output_mask)
 
-    return lowered(backward, grad_out, input, mean, rstd, weight)
+    return lowered(backward, grad_out, input, rstd, weight)
 
 
 @lowers(aten.native_group_norm_backward)
