@@ -24,7 +24,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from .errors import InputError, OutputError, ShapeError, TraceError
-from .trace import _has_forward_hooks, _input_names, _name
+from .trace import GENERATED_FILE, _has_forward_hooks, _input_names, _name
 
 # The values an argument may hold besides tensors: constants of the trace, guarded by value.
 CONSTANTS = (type(None), bool, int, float, str, torch.dtype, torch.device)
@@ -282,7 +282,8 @@ def _with_parameters(call: Callable, names: list[str], name: str) -> types.Funct
     """A function of the parameters `names` that calls `call` with them: the tracers name their
     placeholders after a function's parameters, and take as many inputs as it has."""
     arguments = ", ".join(names)
-    function = eval(f"lambda {arguments}: _fxgrad_call({arguments})", {"_fxgrad_call": call})
+    function = eval(compile(f"lambda {arguments}: _fxgrad_call({arguments})", GENERATED_FILE, "eval"),
+                    {"_fxgrad_call": call})
     function.__name__ = function.__qualname__ = name
     return function
 

@@ -10,6 +10,7 @@ reads "wrong when grad_a ≠ 0". The derived statements computing each wrong gra
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -22,6 +23,10 @@ from .errors import FxgradError, InputError, described
 # how far apart two gradients may be and still agree, per dtype: torch.testing's defaults
 _TOLERANCES = {torch.float64: (1e-7, 1e-7), torch.float32: (1.3e-6, 1e-5), torch.float16: (1e-3, 1e-5),
                torch.bfloat16: (1.6e-2, 1e-5)}
+# ... and, unless the caller sets a tolerance, this many units of rounding of the gradient's largest
+# element: a matmul or a sum rounds each term at that scale, so two correct backwards computed in
+# different orders (one in float64 and cast, one in float16) differ by that much near zero
+_ROUNDINGS = 10
 
 
 @dataclass
@@ -34,11 +39,12 @@ class GradientCheck:
     max_error: float | None = None  # None where the values cannot be compared (a shape, a None)
     problem: str | None = None  # why it is wrong, where not only in value
     wrong_when: list[str] = field(default_factory=list)  # the incoming gradients whose share is wrong
+    checked: bool = True  # False where the derived gradient had no finite value to compare with
 
     def line(self, width: int) -> str:
         if self.ok:
             return f"  {self.name:<{width}}  ok     max error {self.max_error:.1e}"
-        text = f"  {self.name:<{width}}  wrong"
+        text = f"  {self.name:<{width}}  {'wrong' if self.checked else 'not checked'}"
         if self.max_error is not None:
             text += f"  max error {self.max_error:.1e}"
         if self.problem:
@@ -96,16 +102,23 @@ def check(fn: Callable, my_backward: Callable, example_inputs: Sequence[Any], kw
     `my_backward` is called as the derived one is (`fxgrad.derive`'s docstring):
     `my_backward(*inputs, *kwargs.values(), *grad_outputs)`, returning one gradient per entry of
     the derived `grad_names` (`None` for a zero one). Both run on `draws` random draws of the
-    floating-point inputs (the shapes and dtypes of `example_inputs`; integer tensors and
-    constants kept) and of the incoming gradients. Each gradient is reported ok, or wrong with
+    floating-point inputs (the shapes and dtypes of `example_inputs`, each between its example's
+    smallest and largest value; integer tensors and constants kept) and of the incoming
+    gradients, each given copies to write into as it likes. Each gradient is reported ok, or wrong with
     its largest error and the incoming gradients its error comes from, followed by the derived
     statements that compute each wrong one. The report is printed unless `verbose=False`; the
     result is truthy when all agree, so `assert fxgrad.check(...)` drops into a test.
-    `rtol`/`atol` default to `torch.testing`'s for the inputs' dtype.
+    `rtol`/`atol` default to `torch.testing`'s for the inputs' dtype, with `atol` widened by ten
+    units of rounding of the gradient's largest element (`torch.finfo(dtype).eps`), which two
+    correct backwards summing in different orders reach in float16. A gradient that is NaN or
+    infinite everywhere on the draws is reported "not checked", and the result is falsy.
     """
     if not callable(my_backward):
         raise InputError(f"fxgrad.check takes the hand-written backward as its second argument, a function; "
                          f"got {type(my_backward).__name__}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise InputError(f"fxgrad.check takes draws, the number of random draws to compare on, as a positive "
+                         f"integer; got {draws!r}")
     derived = derive(fn, example_inputs, kwargs, tracer=tracer)
     kwargs = kwargs or {}
     g = torch.Generator().manual_seed(seed)
@@ -137,16 +150,26 @@ def _drawn_like(shape, dtype: torch.dtype, g: torch.Generator) -> torch.Tensor:
 
 
 def _drawn(arguments: tuple, g: torch.Generator) -> tuple:
-    """The arguments with each floating-point tensor drawn anew, the rest as they are."""
+    """The arguments with each floating-point tensor drawn anew, uniformly between its example's
+    smallest and largest value so that it stays in the function's domain (a positive input of a
+    `log` stays positive, a probability in [0, 1]); an example of one value `c` gives draws
+    between c/2 and 3c/2 (around 0: between −1 and 1). The rest as they are."""
     def draw(x):
-        if isinstance(x, torch.Tensor) and x.is_floating_point():
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point()) or not x.numel():
+            return x
+        low, high = x.min().item(), x.max().item()
+        if not (math.isfinite(low) and math.isfinite(high)):
             return _drawn_like(x.shape, x.dtype, g).to(x.device)
-        return x
+        if low == high:
+            low, high = sorted((low / 2, low * 3 / 2)) if low else (-1.0, 1.0)
+        uniform = torch.rand(x.shape, generator=g, dtype=torch.float64)
+        return (low + (high - low) * uniform).to(x.dtype).to(x.device)
     return pytree.tree_map(draw, arguments)
 
 
 def _call(my_backward: Callable, arguments: tuple, grads: list, n_expected: int):
     """The hand-written backward's gradients, or why they cannot be compared."""
+    arguments, grads = pytree.tree_map(_copied, (arguments, grads))  # it may write into what it is given
     try:
         mine = my_backward(*arguments, *grads)
     except Exception as error:  # the user's own code failed: report it, as a test runner would
@@ -158,13 +181,23 @@ def _call(my_backward: Callable, arguments: tuple, grads: list, n_expected: int)
     return mine, None
 
 
-def _tolerances(dtype: torch.dtype, rtol: float | None, atol: float | None) -> tuple[float, float]:
-    default_rtol, default_atol = _TOLERANCES.get(dtype, _TOLERANCES[torch.float32])
+def _copied(x):
+    return x.clone() if isinstance(x, torch.Tensor) else x
+
+
+def _tolerances(expected: torch.Tensor, rtol: float | None, atol: float | None) -> tuple[float, float]:
+    default_rtol, default_atol = _TOLERANCES.get(expected.dtype, _TOLERANCES[torch.float32])
+    if rtol is None and atol is None:
+        finite = expected[expected.isfinite()]
+        scale = finite.abs().max().item() if finite.numel() else 0.0
+        default_atol += _ROUNDINGS * torch.finfo(expected.dtype).eps * scale
     return (default_rtol if rtol is None else rtol), (default_atol if atol is None else atol)
 
 
-def _agreement(expected, mine, rtol, atol) -> tuple[bool, float | None, str | None]:
-    """(agrees, largest error, what is wrong besides the values) of one gradient; `None` is zero."""
+def _agreement(expected, mine, rtol, atol) -> tuple[bool | None, float | None, str | None]:
+    """(agrees, largest error, what is wrong besides the values) of one gradient; `None` is zero.
+    `agrees` is None where the derived gradient has no finite value to compare with; the largest
+    error is NaN where one holds a NaN the other does not."""
     if mine is not None and not isinstance(mine, torch.Tensor):
         return False, None, f"is a {type(mine).__name__}, not a tensor"
     if expected is None and mine is None:
@@ -180,17 +213,23 @@ def _agreement(expected, mine, rtol, atol) -> tuple[bool, float | None, str | No
         return False, None, problem
     if not mine.numel():
         return True, 0.0, None
-    rtol, atol = _tolerances(expected.dtype, rtol, atol)
-    error = (mine.double() - expected.double()).abs().max().item()
+    if not expected.isfinite().any():
+        return None, None, ("the derived gradient is NaN or infinite everywhere at the drawn inputs "
+                            "(are they outside the function's domain?)")
+    rtol, atol = _tolerances(expected, rtol, atol)
+    mine64, expected64 = mine.double(), expected.double()
+    same = (mine64 == expected64) | (mine64.isnan() & expected64.isnan())  # equal infinities, NaN at both
+    error = torch.where(same, 0.0, (mine64 - expected64).abs()).max().item()
     close = torch.isclose(mine.to(expected.dtype), expected, rtol=rtol, atol=atol, equal_nan=True).all().item()
     return bool(close), error, None
 
 
 def _compare(found: GradientCheck, expected, mine, rtol, atol) -> None:
     agrees, error, problem = _agreement(expected, mine, rtol, atol)
-    found.ok = found.ok and agrees
+    found.ok = found.ok and bool(agrees)
+    found.checked = found.checked and agrees is not None
     if error is not None and found.max_error is not None:
-        found.max_error = max(found.max_error, error)
+        found.max_error = error if math.isnan(error) else max(found.max_error, error)
     else:
         found.max_error = None
     found.problem = found.problem or problem
@@ -208,7 +247,7 @@ def _blame(derived: Backward, my_backward: Callable, arguments: tuple, grads: li
         mine, error = _call(my_backward, arguments, only, len(derived.grad_names))
         if error is not None:
             return []
-        if not _agreement(derived(*arguments, *only)[index], mine[index], rtol, atol)[0]:
+        if _agreement(derived(*arguments, *only)[index], mine[index], rtol, atol)[0] is False:
             blamed.append(spec.name)
     return blamed
 

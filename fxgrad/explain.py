@@ -126,9 +126,12 @@ class _Walk:
         self.input_symbols = [notation.symbol_of(leaf) for leaf in self.nodes if leaf in self.leaves]
 
     def _on_path(self) -> set[fx.Node]:
-        """The values computed from a differentiated leaf that an output is computed from."""
+        """The values computed from a differentiated leaf that an output is computed from, on a
+        path without `detach()` (a `no_grad` region's values are detached): as `reverse` walks."""
         depends = set(self.leaves)
         for node in self.order:
+            if node.meta.get("fxgrad_op") is torch.detach:
+                continue
             if carries_gradient(node.meta.get("val")) and any(arg in depends for arg in self.notation.arguments(node)):
                 depends.add(node)
         reaches = set(self.outputs)

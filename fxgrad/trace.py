@@ -43,6 +43,11 @@ _LIBRARY_DIRS = tuple(
 ) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
 
 
+# The file name of the wrappers fxgrad writes around the user's function (a lambda made by `eval`):
+# a trace starts at one, but its frame is not the user's code and has no line to quote.
+GENERATED_FILE = "<fxgrad>"
+
+
 @functools.lru_cache(maxsize=None)
 def _is_library(filename: str) -> bool:
     """Whether a frame's file is torch's, fxgrad's or Python's own, not the user's code."""
@@ -201,7 +206,7 @@ def _calling_with_hooks(module: torch.nn.Module, n_inputs: int) -> torch.nn.Modu
     """A module whose forward calls `module` as a submodule, so that its forward hooks and
     pre-hooks run: fx calls the forward of the module it traces directly, without them."""
     arguments = _arguments(module, n_inputs)
-    forward = eval(f"lambda self, {arguments}: self.{_HOOKED}({arguments})")
+    forward = eval(compile(f"lambda self, {arguments}: self.{_HOOKED}({arguments})", GENERATED_FILE, "eval"))
     caller = type(type(module).__name__, (torch.nn.Module,), {"forward": forward})()
     setattr(caller, _HOOKED, module)
     return caller
@@ -302,7 +307,8 @@ class _SourceRecordingTracer(fx.Tracer):
         entry = next((i for i, (file, _, name) in enumerate(frames) if (file, name) == self.entry), None)
         if entry is None:
             return ""
-        return "".join(f'  File "{file}", line {line}, in {name}\n' for file, line, name in frames[entry:])
+        return "".join(f'  File "{file}", line {line}, in {name}\n' for file, line, name in frames[entry:]
+                       if file != GENERATED_FILE)
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)

@@ -115,3 +115,72 @@ def test_float32_inputs_are_compared_at_float32_tolerances():
 def test_the_backward_must_be_a_function():
     with pytest.raises(fxgrad.InputError, match="the hand-written backward as its second argument"):
         fxgrad.check(attn, attn_inputs(), attn_inputs())
+
+
+def test_draws_must_be_a_positive_count():  # no draw would compare nothing and call any backward right
+    with pytest.raises(fxgrad.InputError, match="draws, the number of random draws.*got 0"):
+        fxgrad.check(attn, lambda q, k, v, grad_o, grad_a: (q, k, v), attn_inputs(), draws=0)
+
+
+def test_inputs_are_drawn_in_their_examples_domain():
+    def f(x):
+        return x.sum().sqrt()
+
+    def forgot_the_half(x, grad):
+        return (grad / x.sum().sqrt()).expand(x.shape)
+
+    positive = torch.rand(4, dtype=torch.float64) + 0.5  # drawn from randn, x.sum() < 0 gave NaN at both
+    for seed in range(8):
+        assert not fxgrad.check(f, forgot_the_half, (positive,), seed=seed, verbose=False)
+    assert fxgrad.check(f, lambda x, grad: (grad / (2 * x.sum().sqrt())).expand(x.shape), (positive,), verbose=False)
+
+
+def test_a_gradient_with_nothing_finite_to_compare_is_not_called_right():
+    def f(x):
+        return x.sum().sqrt()
+
+    result = fxgrad.check(f, lambda x, grad: (grad / x.sum().sqrt()).expand(x.shape),
+                          (-torch.rand(4, dtype=torch.float64) - 1,), verbose=False)
+    assert not result and result.gradients[0].checked is False
+    assert "grad_x  not checked  the derived gradient is NaN or infinite everywhere at the drawn inputs" in str(result)
+
+
+def test_a_nan_where_the_derived_gradient_has_none_is_a_nan_error():
+    def nan_in_a_corner(q, k, v, grad_o, grad_a):
+        grad_q, grad_k, grad_v = attn_backward(q, k, v, grad_o, grad_a)
+        return grad_q.index_fill(0, torch.tensor([0]), float("nan")), grad_k, grad_v
+
+    result = fxgrad.check(attn, nan_in_a_corner, attn_inputs(), verbose=False)
+    assert result.wrong == ["grad_q"] and "grad_q  wrong  max error nan" in str(result)
+
+
+def test_a_backward_writing_into_its_incoming_gradients_is_blamed_for_its_own_mistake():
+    def f(x):
+        return x.sin(), x.cos(), x * 2
+
+    def wrong_sign_in_place(x, grad_sin, grad_cos, grad_twice):
+        grad_sin.mul_(x.cos())  # writes into the gradient it is given, then forgets cos' minus
+        return (grad_sin + grad_cos * x.sin() + 2 * grad_twice,)
+
+    result = fxgrad.check(f, wrong_sign_in_place, (torch.randn(3, 4, dtype=torch.float64),), verbose=False)
+    assert [g.wrong_when for g in result.gradients] == [["grad_out1"]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_compared_at_its_rounding(dtype):
+    x, w = torch.randn(16, 32, dtype=torch.float64), torch.randn(32, 8, dtype=torch.float64) / 4
+
+    def f(x, w):
+        return (x @ w).tanh()
+
+    def in_float64(x, w, grad):  # more accurate than the derived one, which rounds at each step
+        y = (x.double() @ w.double()).tanh()
+        grad_y = grad.double() * (1 - y * y)
+        return (grad_y @ w.double().T).to(dtype), (x.double().T @ grad_y).to(dtype)
+
+    def doubled(x, w, grad):
+        grad_x, grad_w = in_float64(x, w, grad)
+        return grad_x, grad_w * 2
+
+    assert fxgrad.check(f, in_float64, (x.to(dtype), w.to(dtype)), verbose=False)
+    assert fxgrad.check(f, doubled, (x.to(dtype), w.to(dtype)), verbose=False).wrong == ["grad_w"]

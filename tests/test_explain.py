@@ -88,3 +88,21 @@ def test_a_copy_is_refused_clearly():
 def test_every_op_explains(case):
     text = str(fxgrad.derive(case.fn, case.inputs()).explain())
     assert text.startswith("The backward of")
+
+
+def test_a_no_grad_region_is_off_the_gradients_path():
+    def f(x, w):
+        with torch.no_grad():
+            s = x.abs().max()
+        return (x @ w / s).sum()
+
+    text = str(fxgrad.explain(f, (torch.randn(3, 4, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64))))
+    assert "s = x.abs().max()" not in text and "rules/selection.py" not in text and "detach" not in text
+    assert "return (x @ w / s).sum()" in text and "∂T₁ = ∂T₂ / s" in text
+
+
+def test_a_module_without_code_of_the_users_names_no_wrapper_line():
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).double()
+    bwd = fxgrad.derive(net, (torch.randn(2, 4, dtype=torch.float64),))
+    assert "<lambda>" not in bwd.code and "<lambda>" not in str(bwd.explain())
+    assert "(no source line recorded)" in str(bwd.explain())
