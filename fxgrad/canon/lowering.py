@@ -221,6 +221,8 @@ def _reads_no_input(node: fx.Node, args: tuple, kwargs: dict) -> bool:
     target = traced_target(node)
     if node.op not in ("call_function", "call_method") or _is_random(node, target):
         return False
+    if isinstance(node.target, torch._ops.OpOverload) and not node.target._schema.returns:
+        return False  # a check (`_linalg_check_errors` of an info the lowering drops), no value
     return not any(isinstance(leaf, fx.Proxy) and not isinstance(value(leaf), torch.dtype)
                    and not (target is aten.lift_fresh_copy and leaf.node.op == "get_attr")
                    for leaf in pytree.tree_leaves((args, kwargs)))
