@@ -77,7 +77,7 @@ def test_conv_net_gradient_penalty_matches_autograd_for_input_and_parameters():
 
 
 # their gradients with respect to the incoming gradient scatter-add it back (max pooling's to
-# the picked elements, embedding's to the rows looked up): rules of `scatter_add` / `index_add`
+# the picked elements, embedding's to the rows looked up), as the scatter rules give it
 SCATTERING = [
     ("max pooling", lambda x: F.max_pool2d(x.tanh(), 2).sin(), [(2, 3, 6, 6)]),
     ("embedding", lambda w: F.embedding(torch.tensor([[0, 2, 1], [2, 2, 3]]), w).tanh(), [(4, 3)]),
