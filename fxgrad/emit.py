@@ -111,8 +111,7 @@ def op_counts(graph: fx.Graph) -> dict[str, int]:
     `backward` ones it adds; and `backward_statements`, the lines it prints the latter in."""
     calls = [node for node in graph.nodes if node.op in ("call_function", "call_method")]
     forward = sum(1 for node in calls if node.meta.get(FORWARD))
-    _, statements, _ = _lay_out(list(graph.nodes), _Printer(_Namespace(), "self"))
-    backward_statements = sum(1 for node, _ in statements if not node.meta.get(FORWARD))
+    backward_statements = sum(1 for node, _ in printout(graph).statements if not node.meta.get(FORWARD))
     return {"forward": forward, "backward": len(calls) - forward, "backward_statements": backward_statements}
 
 

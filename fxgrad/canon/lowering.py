@@ -242,8 +242,7 @@ def _as_constant(argument: Any, node: fx.Node, builder: GraphBuilder) -> Any:
     the function may change the constant in place afterwards."""
     if not isinstance(argument, torch.Tensor):
         return argument
-    # named after the node reading it (an ATen backward op's as a gradient, `embedding_dense_grad`)
-    name = f"_constant_{node.name.replace('backward', 'grad')}"
+    name = f"_constant_{_value_name(node.name)}"  # named after the value reading it
     while name in builder.attributes:
         name += "_"
     return builder.attribute(name, argument.clone())
