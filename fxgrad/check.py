@@ -133,8 +133,9 @@ def check(fn: Callable, my_backward: Callable, example_inputs: Sequence[Any], kw
             break
         for name, e, m in zip(derived.grad_names, expected, mine):
             _compare(found[name], e, m, rtol, atol)
-        for name in [n for n in derived.grad_names if not found[n].ok and not found[n].wrong_when]:
-            found[name].wrong_when = _blame(derived, my_backward, arguments, grads, name, rtol, atol)
+        unblamed = [n for n in derived.grad_names if not found[n].ok and not found[n].wrong_when]
+        for name, wrong_when in _blame(derived, my_backward, arguments, grads, unblamed, rtol, atol).items():
+            found[name].wrong_when = wrong_when
     result = CheckResult(_name_of(fn), _name_of(my_backward), draws, list(found.values()), derived, error)
     if verbose:
         print(result)
@@ -235,20 +236,23 @@ def _compare(found: GradientCheck, expected, mine, rtol, atol) -> None:
     found.problem = found.problem or problem
 
 
-def _blame(derived: Backward, my_backward: Callable, arguments: tuple, grads: list, name: str,
-           rtol, atol) -> list[str]:
-    """The incoming gradients with which gradient `name` goes wrong, tried one at a time."""
-    index = derived.grad_names.index(name)
-    if len(grads) == 1:  # nothing to tell apart
-        return []
-    blamed = []
+def _blame(derived: Backward, my_backward: Callable, arguments: tuple, grads: list, names: list[str],
+           rtol, atol) -> dict[str, list[str]]:
+    """For each gradient of `names`, the incoming gradients with which it goes wrong, each tried
+    alone (both backwards run once per incoming gradient, for all the names at once)."""
+    blamed: dict[str, list[str]] = {name: [] for name in names}
+    if len(grads) == 1 or not names:  # nothing to tell apart
+        return blamed
     for k, spec in enumerate(derived.guards.grad_outputs):
         only = [grad if i == k else torch.zeros_like(grad) for i, grad in enumerate(grads)]
         mine, error = _call(my_backward, arguments, only, len(derived.grad_names))
         if error is not None:
-            return []
-        if _agreement(derived(*arguments, *only)[index], mine[index], rtol, atol)[0] is False:
-            blamed.append(spec.name)
+            return {name: [] for name in names}
+        expected = derived(*arguments, *only)
+        for name in names:
+            index = derived.grad_names.index(name)
+            if _agreement(expected[index], mine[index], rtol, atol)[0] is False:
+                blamed[name].append(spec.name)
     return blamed
 
 
