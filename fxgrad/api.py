@@ -267,8 +267,9 @@ class Derivation:
 @without_gc
 def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
                  wrt: Sequence[int] | None = None, simplify: bool = True, tracer: str = "auto",
-                 with_outputs: bool = False) -> Derivation:
-    """The pipeline behind `derive`; see there."""
+                 with_outputs: bool = False, kernels: dict | None = None) -> Derivation:
+    """The pipeline behind `derive`; see there. `kernels`: ATen's backward ops where a rule
+    takes several (`fxgrad.kernels`), for a training step."""
     call = bind(fn, example_inputs, kwargs)
     inputs = call.tensors
     fn_state = find_state(fn, call.n_positional)
@@ -334,7 +335,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
 
     differentiable_proxies = input_proxies + list(parameter_proxies.values())
     differentiated = [differentiable_proxies[i] for i in wrt]
-    grads = dict(zip(differentiated, reverse(builder, forward, zip(outputs, grad_proxies), differentiated)))
+    grads = dict(zip(differentiated, reverse(builder, forward, zip(outputs, grad_proxies), differentiated, kernels)))
 
     results = []
     for proxy in differentiable_proxies:

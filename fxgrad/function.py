@@ -22,6 +22,7 @@ from .arguments import Call, Structure, bind
 from .emit import ReadableCodeGen
 from .errors import InputError
 from .execution import prepare, recomputed
+from .kernels import KERNELS
 from .graph import FORWARD, remove_dead_code
 from .guards import holds_at
 from .state import Source, find_state, read_live
@@ -160,6 +161,10 @@ class Key(NamedTuple):
     layout: tuple[tuple, ...]  # each argument's dtype, rank and size-1 dims (`layout`): what its rules branch on
     # the call's form (how its arguments hold tensors) and its constants, by value: both are the trace's
     form: tuple
+    # whether the backward runs ATen's backward kernels (`fxgrad.kernels`), as a training step
+    # does, or the rules alone, which autograd can differentiate in turn (create_graph: torch
+    # defines no derivative of some kernels, `silu_backward`) and a compiler fuses itself
+    kernels: bool
     # the arguments' sizes, for a partition whose tracer fixed them (export, make_fx), else None:
     # one derived with sizes read at run time serves every call of its layout that it holds for
     sizes: tuple[tuple[int, ...], ...] | None
@@ -219,7 +224,8 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
 
     def key(call: Call, needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
         form = (call.spec, tuple(torch.Tensor if isinstance(leaf, torch.Tensor) else leaf for leaf in call.leaves))
-        return Key(tuple(needs_grad), now.training, now.beyond_modes, autocast_state(args), layout(args), form, None)
+        return Key(tuple(needs_grad), now.training, now.beyond_modes, autocast_state(args), layout(args), form,
+                   not compile, None)
 
     def partition_of(call: Call, key: Key, args: Sequence[torch.Tensor]) -> tuple[Partition, Callable, Callable]:
         """The partition for a call: the one of its layout if it holds at the call's sizes, else
@@ -232,7 +238,8 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
             wrt = [i for i, needed in enumerate(key.needs_grad) if needed]
             inputs, keywords = call.rebuild([x.detach() for x in args[:len(call.tensors)]])
             # traced under the caller's autocast, which the graph then holds as casts (see `trace`)
-            derivation = derive_graph(fn, inputs, kwargs=keywords, wrt=wrt, with_outputs=True)
+            derivation = derive_graph(fn, inputs, kwargs=keywords, wrt=wrt, with_outputs=True,
+                                      kernels=KERNELS if key.kernels else None)
             parts = partition(derivation, memory_budget)
             parts.generic = derivation.guards.fixed_sizes is None
             parts.holds[at_sizes.sizes] = True
@@ -253,7 +260,8 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
     class Derived(torch.autograd.Function):
         @staticmethod
         def forward(ctx, call: Call, *args: torch.Tensor):
-            parts, forward, backward = partition_of(call, key(call, ctx.needs_input_grad[1:], args), args)
+            ctx.call, ctx.key = call, key(call, ctx.needs_input_grad[1:], args)
+            parts, forward, backward = partition_of(call, ctx.key, args)
             call.outputs = parts.structure  # what the call returns
             with torch._C._DisableAutocast():  # the graph holds autocast's casts: run it as recorded
                 results = forward(*args)
@@ -285,8 +293,9 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
                             for grad, (shape, dtype, device) in zip(grad_outputs, ctx.outputs_like)]
             with torch._C._DisableAutocast():
                 if torch.is_grad_enabled():  # create_graph: these gradients are differentiated in turn
-                    # functional: autograd records each op on its own values
-                    grads = ctx.parts.backward(*_saved_values_recorded(ctx), *grad_outputs)
+                    # functional, of the rules alone: autograd records each op on its own values
+                    parts = partition_of(ctx.call, ctx.key._replace(kernels=False), ctx.args)[0]
+                    grads = parts.backward(*_saved_values_recorded(ctx, parts), *grad_outputs)
                 else:
                     # the backward holds the only references to the saved values, and frees each
                     # after its last use, as autograd frees a node's saved values once it has run
@@ -314,10 +323,10 @@ def _saved_values(ctx) -> list:
     return saved
 
 
-def _saved_values_recorded(ctx) -> list:
-    """The saved values computed again from the arguments, with autograd recording: a backward
-    under create_graph must be differentiable with respect to the inputs and parameters, which
-    the values saved by the forward (computed without recording) are not."""
+def _saved_values_recorded(ctx, parts: Partition) -> list:
+    """The values `parts`' forward saves, computed again from the arguments, with autograd
+    recording: a backward under create_graph must be differentiable with respect to the inputs
+    and parameters, which the values saved by the forward (computed without recording) are not."""
     for name, arg, version in zip(ctx.arg_names, ctx.args, ctx.versions):
         if arg._version != version:
             raise InputError(
@@ -326,7 +335,7 @@ def _saved_values_recorded(ctx) -> list:
                 "the values it was called with"
             )
     with torch._C._DisableAutocast():
-        return list(ctx.parts.forward(*ctx.args)[ctx.n_returned:])
+        return list(parts.forward(*ctx.args)[ctx.n_returned:])
 
 
 def _write_state(forward: Callable, state: list[str], values: Sequence[torch.Tensor]) -> None:

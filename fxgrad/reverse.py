@@ -27,12 +27,14 @@ def reverse(
     forward: list[fx.Node],
     seeds: Iterable[tuple[fx.Proxy, fx.Proxy]],
     wrt: list[fx.Proxy],
+    kernels: dict | None = None,
 ) -> list[fx.Proxy | None]:
     """Emit the backward of `forward` into the builder's graph.
 
     `forward` lists the forward nodes in order, `seeds` pairs each output with its incoming
     gradient, `wrt` are the inputs to differentiate. Returns the gradient of each of `wrt`,
-    `None` where no gradient reaches it.
+    `None` where no gradient reaches it. `kernels` (`fxgrad.kernels.KERNELS`) are tried before
+    the rules, for a training step.
     """
     seeds = [(output.node, grad) for output, grad in seeds if isinstance(output, fx.Proxy)]
     depends_on_wrt = _nodes_depending_on(forward, {p.node for p in wrt})
@@ -62,7 +64,11 @@ def reverse(
         args = map_aggregate(node.meta["fxgrad_args"], lambda a: builder.proxy(a) if isinstance(a, fx.Node) else a)
         kwargs = {"out": builder.proxy(node)} if op in WANTS_OUT else {}
         try:
-            input_grads = RULES[op](grad, *args, **kwargs)
+            input_grads = NotImplemented
+            if kernels is not None and op in kernels:
+                input_grads = kernels[op](grad, *args, out=builder.proxy(node))
+            if input_grads is NotImplemented:
+                input_grads = RULES[op](grad, *args, **kwargs)
         except FxgradError as error:  # a rule refusing a use of its op it does not differentiate
             raise type(error)(f"{error}, at {source_location(node)}") from None
         if not isinstance(input_grads, tuple):

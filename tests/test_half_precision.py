@@ -43,6 +43,13 @@ OPS = [
     ("std", lambda x: x.std(-1), [(4, C)], (1, 300, 3000)),
     ("sum", lambda x: x.sum(), [(16, C)], (1, 300)),
     ("mean", lambda x: x.mean(-1), [(4, 64)], (1, 300)),
+    ("tanh", torch.tanh, [(4, C)], (1, 3)),
+    ("sigmoid", torch.sigmoid, [(4, C)], (1, 30)),
+    ("relu", torch.relu, [(4, C)], (1, 300)),
+    ("conv2d", lambda x, w, b: F.conv2d(x, w, b, padding=1), [(2, 3, 6, 6), (4, 3, 3, 3), (4,)], (1, 30)),
+    ("max_pool2d", lambda x: F.max_pool2d(x, 3, 2, 1), [(2, 3, 7, 7)], (1, 300)),
+    ("avg_pool2d", lambda x: F.avg_pool2d(x, 2), [(2, 3, 6, 6)], (1, 300)),
+    ("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, 1), [(2, 3, 6, 6)], (1, 300)),
 ]
 
 
@@ -72,10 +79,20 @@ def _near_equal_keys(shapes, scale):
     return [q + scale, k * 0.01 + scale, v]
 
 
+def _derived(fn, inputs, grad_outputs):
+    return fxgrad.derive(fn, tuple(inputs))(*inputs, *grad_outputs)
+
+
+def _training_step(fn, inputs, grad_outputs):
+    """The gradients of `fxgrad.function`'s step, which runs ATen's backward kernels."""
+    return autograd_grads(fxgrad.function(fn, tuple(inputs)), inputs, grad_outputs)
+
+
+@pytest.mark.parametrize("gradients", [_derived, _training_step], ids=["derive", "function"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
 @pytest.mark.parametrize("name, fn, shapes, scales", OPS, ids=[op[0] for op in OPS])
-def test_as_accurate_as_autograd_in_low_precision(name, fn, shapes, scales, dtype):
-    check_accuracy(name, fn, [_inputs(shapes, scale) for scale in scales], dtype)
+def test_as_accurate_as_autograd_in_low_precision(name, fn, shapes, scales, dtype, gradients):
+    check_accuracy(name, fn, [_inputs(shapes, scale) for scale in scales], dtype, gradients=gradients)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
@@ -101,7 +118,7 @@ def test_softmax_in_float32_as_accurate_as_autograd(name, fn, shapes, scales, dt
                    rounding=torch.float32 if dtype == torch.float64 else dtype)
 
 
-def check_accuracy(name, fn, draws, dtype, rounding=None):
+def check_accuracy(name, fn, draws, dtype, rounding=None, gradients=_derived):
     for draw, exact in enumerate(draws):
         low = [x.to(dtype) if x.is_floating_point() else x for x in exact]
         g = torch.Generator().manual_seed(1)
@@ -110,7 +127,7 @@ def check_accuracy(name, fn, draws, dtype, rounding=None):
         # the reference: float64 autograd at the values the low-precision inputs hold
         reference = autograd_grads(fn, [x.double() if x.is_floating_point() else x for x in low], grad_outputs)
         expected = autograd_grads(fn, low, low_grad_outputs)
-        derived = fxgrad.derive(fn, tuple(low))(*low, *low_grad_outputs)
+        derived = gradients(fn, low, low_grad_outputs)
         tolerance = 4 * torch.finfo(rounding or dtype).eps
         for i, (d, e, r) in enumerate(zip(derived, expected, reference)):
             if r is None:

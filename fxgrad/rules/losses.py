@@ -46,7 +46,10 @@ def _target_weights(input, target, weight, reduction, ignore_index, label_smooth
     one_hot = torch.zeros_like(input).scatter(dim, torch.where(counted, target.unsqueeze(dim), 0), 1.0)
     weights = counted if weight is None else along_channels(weight, input) * counted  # by sample and class
     hit = one_hot * weights
-    q = hit if not label_smoothing else (1 - label_smoothing) * hit + label_smoothing / input.size(dim) * weights
+    q = hit
+    if label_smoothing:  # (a number times a boolean mask is a float32 tensor: the mask in the input's dtype)
+        spread = weights.to(value(input).dtype) if weight is None else weights
+        q = (1 - label_smoothing) * hit + label_smoothing / input.size(dim) * spread
     if reduction != "mean":
         return q
     # over the summed weight of the counted targets (their number, unweighted); where none is
