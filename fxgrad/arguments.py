@@ -117,6 +117,7 @@ class Call:
     plain: bool  # tensors by position only: what the call's tensors are is what `fn` is given
     outputs: Structure | None = None  # set when traced
     output_names: list[str | None] = field(default_factory=list)  # the key of each output, where it has one
+    form: int | None = None  # the number `fxgrad.function` gave the call's form (its spec and constants)
 
     def rebuild(self, tensors: Sequence[Any]) -> tuple[tuple, dict]:
         tensors = iter(tensors)

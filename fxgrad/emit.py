@@ -422,6 +422,9 @@ class _Printer:
         name = op_name(obj)
         if name.startswith("torch."):
             return self.torch_name(name)
+        if isinstance(obj, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):  # the training step's kernels
+            qualified = obj._qualified_op_name if isinstance(obj, torch._ops.OpOverloadPacket) else obj.name()
+            return self.torch_name("torch.ops." + qualified.replace("::", "."))
         key = self.namespace.create_name(getattr(obj, "__name__", "fn"), obj)
         self.globals[key] = obj
         return key

@@ -1,7 +1,10 @@
 """Execution passes: the graphs `fxgrad.function` runs, rewritten to spend less time and memory.
 
 `derive`'s printout is the math, written to be read. A training step runs the same graph with
-two changes that do not change a single value, only where values live:
+changes that compute the same values, as torch's own kernels compute them: only where values
+live and how many kernels run change:
+
+- `fuse_linear` writes `x @ w.mT + b` as `F.linear(x, w, b)`, one addmm, as torch's linear runs.
 
 - `reinplace` writes an elementwise op into one of its operands where that operand is a fresh
   intermediate (made by an op that allocates, viewed by nothing) read by nothing after it:
@@ -33,6 +36,7 @@ from torch.fx.graph import PythonCode
 from .canon.pieces import item
 from .canon.registry import OPS
 from .emit import ReadableCodeGen, _lay_out, _Printer
+from .graph import remove_dead_code
 
 # Elementwise ops and the in-place method each is written as, on its first operand.
 _IN_PLACE_BINARY = {operator.add: "add_", operator.sub: "sub_", operator.mul: "mul_",
@@ -61,6 +65,7 @@ def prepare(module: fx.GraphModule, boxed: bool = False) -> fx.GraphModule:
     `boxed`: it takes its arguments in one list, which it empties, so that it holds the only
     reference to each and frees it after its last use (a backward's saved values)."""
     graph = _copied(module.graph)
+    fuse_linear(graph)
     reinplace(graph)
     graph.set_codegen(ExecutionCodeGen(boxed))
     prepared = fx.GraphModule(module, graph, class_name=type(module).__name__)
@@ -68,6 +73,33 @@ def prepare(module: fx.GraphModule, boxed: bool = False) -> fx.GraphModule:
     for hook in module._forward_pre_hooks.values():  # reading its state by name on each call (`read_live`)
         prepared.register_forward_pre_hook(hook)
     return prepared
+
+
+def fuse_linear(graph: fx.Graph) -> None:
+    """`x @ w.mT + b` as `F.linear(x, w, b)`, where nothing else reads the product: one addmm,
+    the bias added inside the product, as torch's linear computes it."""
+    for node in list(graph.nodes):
+        if not (_calls(node, operator.add, torch.add) and len(node.args) == 2 and not node.kwargs):
+            continue
+        for product, bias in (node.args, node.args[::-1]):
+            if not (_calls(product, operator.matmul, torch.matmul) and len(product.users) == 1
+                    and isinstance(bias, fx.Node)):
+                continue
+            input, transposed = product.args
+            if not (isinstance(transposed, fx.Node) and transposed.op == "call_function"
+                    and transposed.target is getattr and transposed.args[1] == "mT"):
+                continue
+            weight = transposed.args[0]
+            w, b, x, out = (value.meta.get("val") for value in (weight, bias, input, node))
+            if (all(isinstance(t, torch.Tensor) for t in (w, b, x, out)) and w.ndim == 2 and b.shape == w.shape[:1]
+                    and len({t.dtype for t in (w, b, x, out)}) == 1 and len({t.device for t in (w, b, x)}) == 1):
+                node.target, node.args = F.linear, (input, weight, bias)
+                break
+    remove_dead_code(graph)
+
+
+def _calls(node: Any, *targets: Callable) -> bool:
+    return isinstance(node, fx.Node) and node.op == "call_function" and node.target in targets
 
 
 def _copied(graph: fx.Graph) -> fx.Graph:

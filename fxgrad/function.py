@@ -9,7 +9,7 @@ saved values and the incoming gradients. The backward never re-runs the forward,
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
@@ -22,9 +22,9 @@ from .arguments import Call, Structure, bind
 from .emit import ReadableCodeGen
 from .errors import InputError
 from .execution import prepare, recomputed
-from .kernels import KERNELS
 from .graph import FORWARD, remove_dead_code
 from .guards import holds_at
+from .kernels import KERNELS
 from .state import Source, find_state, read_live
 from .trace import _name, autocast_state
 
@@ -44,6 +44,10 @@ class Partition:
     reached_from: list[frozenset[int]] = field(default_factory=list)
     generic: bool = False  # whether its sizes are read at run time, so that it may hold at other sizes
     holds: dict = field(default_factory=dict)  # argument sizes checked, to whether it holds at them
+    # which of the saved values are tensors, and which outputs are not differentiable (integer,
+    # boolean): the same at every call of the partition, found at its first
+    saved_tensors: list[int] | None = None
+    non_differentiable: list[int] | None = None
 
     def holds_at(self, args: Sequence[torch.Tensor]) -> bool:
         """Whether this partition is right for arguments of these sizes (checked once per sizes)."""
@@ -222,10 +226,17 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
 
     partitions: dict[Key, tuple[Partition, Callable, Callable]] = {}
 
+    forms: dict[tuple, int] = {}  # each form of call seen, numbered: a key holds the number
+
+    def form_of(call: Call) -> int:
+        if call.form is None:
+            form = (call.spec, tuple(torch.Tensor if isinstance(leaf, torch.Tensor) else leaf for leaf in call.leaves))
+            call.form = forms.setdefault(form, len(forms))
+        return call.form
+
     def key(call: Call, needs_grad: Sequence[bool], args: Sequence[torch.Tensor]) -> Key:
-        form = (call.spec, tuple(torch.Tensor if isinstance(leaf, torch.Tensor) else leaf for leaf in call.leaves))
-        return Key(tuple(needs_grad), now.training, now.beyond_modes, autocast_state(args), layout(args), form,
-                   not compile, None)
+        return Key(tuple(needs_grad), now.training, now.beyond_modes, autocast_state(args), layout(args),
+                   form_of(call), not compile, None)
 
     def partition_of(call: Call, key: Key, args: Sequence[torch.Tensor]) -> tuple[Partition, Callable, Callable]:
         """The partition for a call: the one of its layout if it holds at the call's sizes, else
@@ -267,19 +278,25 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
                 results = forward(*args)
             n_returned = parts.n_outputs + len(parts.state)
             outputs, saved = results[: parts.n_outputs], results[n_returned:]
-            _write_state(forward, parts.state, results[parts.n_outputs:n_returned])
+            if parts.state:
+                _write_state(forward, parts.state, results[parts.n_outputs:n_returned])
+            if parts.saved_tensors is None:
+                parts.saved_tensors = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
+                parts.non_differentiable = [i for i, out in enumerate(outputs) if isinstance(out, torch.Tensor)
+                                            and not (out.is_floating_point() or out.is_complex())]
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
             ctx.parts, ctx.backward_module, ctx.n_returned = parts, backward, n_returned
-            ctx.tensor_positions = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
-            ctx.save_for_backward(*(saved[i] for i in ctx.tensor_positions))
-            ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
+            ctx.save_for_backward(*(saved[i] for i in parts.saved_tensors))
+            ctx.saved_values = list(saved)
+            for i in parts.saved_tensors:
+                ctx.saved_values[i] = None
             # the arguments, for a backward that is differentiated in turn (create_graph); kept as
             # they are, so that changing one after the forward fails only such a backward
             ctx.args, ctx.versions = args, [arg._version for arg in args]
-            ctx.arg_names = call.names + [parameter.name for parameter in sources[now.beyond_modes]]
-            ctx.mark_non_differentiable(*(out for out in outputs if isinstance(out, torch.Tensor)
-                                          and not (out.is_floating_point() or out.is_complex())))
+            ctx.parameters = sources[now.beyond_modes]
+            if parts.non_differentiable:
+                ctx.mark_non_differentiable(*(outputs[i] for i in parts.non_differentiable))
             # an output the loss does not use gets no gradient (None), as in autograd
             ctx.set_materialize_grads(False)
             ctx.outputs_like = [(out.shape, out.dtype, out.device) for out in outputs]
@@ -318,7 +335,7 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
 def _saved_values(ctx) -> list:
     """The values the forward saved: its tensors from autograd, the rest as kept."""
     saved = list(ctx.saved_values)
-    for position, tensor in zip(ctx.tensor_positions, ctx.saved_tensors):
+    for position, tensor in zip(ctx.parts.saved_tensors, ctx.saved_tensors):
         saved[position] = tensor
     return saved
 
@@ -327,7 +344,8 @@ def _saved_values_recorded(ctx, parts: Partition) -> list:
     """The values `parts`' forward saves, computed again from the arguments, with autograd
     recording: a backward under create_graph must be differentiable with respect to the inputs
     and parameters, which the values saved by the forward (computed without recording) are not."""
-    for name, arg, version in zip(ctx.arg_names, ctx.args, ctx.versions):
+    names = ctx.call.names + [parameter.name for parameter in ctx.parameters]
+    for name, arg, version in zip(names, ctx.args, ctx.versions):
         if arg._version != version:
             raise InputError(
                 f"`{name}` was changed in place after the forward; a backward with "
@@ -355,7 +373,9 @@ def _check_call(fn: Callable, example: Call, args: tuple, kwargs: dict) -> Call:
             and all(isinstance(arg, torch.Tensor) and not arg.is_nested for arg in args)):
         # the example's form, tensors by position: taken apart as the example was, without
         # reading `fn`'s signature again (the hot path of a training loop)
-        return dataclasses.replace(example, tensors=list(args), leaves=list(args), outputs=None)
+        call = copy.copy(example)  # (its form too)
+        call.tensors, call.leaves, call.outputs = list(args), list(args), None
+        return call
     expected = f"`{_name(fn)}` takes its arguments as derived ({', '.join(f'{form.name}: {form.kind()}' for form in example.arguments)})"
     try:
         call = bind(fn, args, kwargs)

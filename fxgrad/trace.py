@@ -563,6 +563,8 @@ def _input_names(fn: Callable, n_inputs: int) -> list[str]:
 
 def autocast_state(inputs) -> tuple[tuple[str, torch.dtype], ...]:
     """(device type, dtype) for each of the inputs' devices where autocast is on."""
+    if not torch._C._is_any_autocast_enabled():  # (the common case, at each call of a training step)
+        return ()
     devices = sorted({x.device.type for x in inputs if isinstance(x, torch.Tensor)})
     return tuple((device, torch.get_autocast_dtype(device)) for device in devices
                  if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device))

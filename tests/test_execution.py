@@ -149,3 +149,15 @@ def test_a_memory_budget_of_half_saves_about_half(name):
 def test_peak_memory_of_a_step_is_no_more_than_eager(name):
     fn, inputs = next((fn, inputs) for model, (fn, inputs) in bench.models("tiny").items() if model.startswith(name))
     assert bench.peak_bytes(fxgrad.function(fn, inputs), inputs) <= bench.peak_bytes(fn, inputs)
+
+
+def test_a_product_plus_a_bias_runs_as_one_linear():
+    def f(x, w, b, v):
+        p = x @ v.mT  # read twice: computed once, as it is
+        return (F.linear(x, w, b) * 2).sum() + (p + b).sum() + p.sum()
+
+    g = torch.Generator().manual_seed(0)
+    inputs = tuple(torch.randn(shape, generator=g, dtype=torch.float64) for shape in [(2, 5, 4), (3, 4), (3,), (3, 4)])
+    assert_step_matches_autograd(f, inputs)
+    _, forward, _ = fxgrad.function(f, inputs).partition_for((True,) * 4)
+    assert forward.code.count("torch.nn.functional.linear(") == 1, forward.code
