@@ -16,14 +16,14 @@ from .canon import canonicalize
 from .canon import emit as emit_op
 from .canon.pieces import item
 from .arguments import Structure, bind
-from .errors import FxgradError, InputError, OutputError, ParameterError, TraceError, described
+from .errors import FxgradError, InputError, OutputError, ParameterError, SizeOptionError, TraceError, described
 from .guards import Guards, TensorSpec, cast_gradients, failing_line
 from .graph import (FORWARD, GRADIENT_OF, GraphBuilder, drop_values, is_differentiable, nodes_after, portable,
                     read_attributes, remove_dead_code, value, without_gc)
 from .reverse import reverse
 from .shaped import dims_for
 from .state import Source, StateGuard, find_state, read_live, refresh
-from .trace import trace
+from .trace import TRACERS, trace
 
 
 class Backward(fx.GraphModule):
@@ -311,7 +311,19 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
             bindings[node] = parameter_proxies[name]
     # Buffers and constants: a module's own, read live, else the tracer's copies.
     owners = [fn_state.module, traced.module] if fn_state.module is not None else [traced.module]
-    outputs = canonicalize(traced.module, bindings, builder, owners)
+    try:
+        outputs = canonicalize(traced.module, bindings, builder, owners)
+    except SizeOptionError as error:
+        if tracer != "auto" or traced.tracer != "fx":
+            raise
+        # the tracers after fx compute sizes: "auto" goes on to them, as it does when fx cannot trace
+        for next_tracer in TRACERS[1:]:
+            try:
+                return derive_graph(fn, example_inputs, kwargs, wrt=wrt, simplify=simplify, tracer=next_tracer,
+                                    with_outputs=with_outputs, kernels=kernels)
+            except TraceError:
+                continue
+        raise error
     outputs, fields = _flat_outputs(outputs, call.output_names)
     _check_outputs(fn, outputs)
     forward = [p.node for p in input_proxies] + nodes_after(first_forward_node)
@@ -362,7 +374,7 @@ def derive_graph(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, 
         grad_outputs=[TensorSpec(f"grad_{name}", value(grad).shape, value(grad).dtype)
                       for name, grad in zip(output_names, grad_proxies)],
         fixed_sizes=traced.fixed_sizes or builder.fixed_sizes,
-        forward=None if traced.fixed_sizes or builder.fixed_sizes else fx.GraphModule(builder.attributes, forward_copy),
+        forward=None if traced.fixed_sizes or builder.fixed_sizes else (builder.attributes, forward_copy),
         arguments=call.arguments,
     )
     sources = {target: source for target, obj in builder.attributes.items()

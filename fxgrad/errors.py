@@ -24,6 +24,11 @@ class TraceError(FxgradError):
     """The function could not be traced into a graph."""
 
 
+class SizeOptionError(TraceError):
+    """An option a lowering reads is, in the fx trace, a size computed when the graph runs: the
+    tracers that compute sizes (export, make_fx) can take the function."""
+
+
 class InputError(FxgradError):
     """The example inputs, or the inputs to differentiate (`wrt`), are not what derive takes."""
 

@@ -239,12 +239,17 @@ def _not_across_writes(nodes: list[fx.Node]):
 # between forward and backward: elementwise ops, normalisations and views.
 _RECOMPUTABLE_AREAS = ("fxgrad.canon.pointwise", "fxgrad.canon.shape")
 _RECOMPUTABLE = {torch.where, torch.clamp, torch.maximum, torch.minimum, torch.masked_fill,
-                 F.layer_norm, F.rms_norm, F.group_norm, torch.transpose, torch.permute, item}
+                 F.layer_norm, F.rms_norm, F.group_norm, torch.transpose, torch.permute, item,
+                 torch.split, torch.chunk, torch.unbind}
 
 
 def _recomputable(node: fx.Node) -> bool:
     op = node.meta.get("fxgrad_op")
     return op is not None and (op in _RECOMPUTABLE or OPS[op].__module__ in _RECOMPUTABLE_AREAS)
+
+
+def _holds_tensors(val: Any) -> bool:
+    return isinstance(val, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in val)
 
 
 def _bytes(node: fx.Node) -> int:
@@ -260,8 +265,13 @@ def recomputed(saved_for: Callable[[set], list[fx.Node]], kept: set[fx.Node], me
     Greedy: the value whose recomputation saves the most bytes first, as long as one saves any."""
     chosen: set[fx.Node] = set()
 
-    def cost(recomputing: set) -> int:
-        return sum(_bytes(node) for node in saved_for(recomputing) if node not in kept)
+    def cost(recomputing: set) -> int | None:
+        """The bytes saved, or None where a value holding several results (`native_layer_norm`'s
+        tuple) would be saved whole, which only its tensors may be: autograd keeps those."""
+        saved = saved_for(recomputing)
+        if any(_holds_tensors(node.meta.get("val")) for node in saved):
+            return None
+        return sum(_bytes(node) for node in saved if node not in kept)
 
     def with_unsaved_inputs(node: fx.Node, saved: set) -> set:
         """`node`, and the cheap values it is computed from that are not saved either (silu(x)
@@ -276,7 +286,8 @@ def recomputed(saved_for: Callable[[set], list[fx.Node]], kept: set[fx.Node], me
         saved = saved_for(chosen)
         candidates = [with_unsaved_inputs(node, set(saved)) for node in saved
                       if node not in kept and _recomputable(node)]
-        best = min(((cost(chosen | more), i) for i, more in enumerate(candidates)), default=None)
+        costs = [(c, i) for i, more in enumerate(candidates) if (c := cost(chosen | more)) is not None]
+        best = min(costs, default=None)
         if best is None or best[0] >= now:
             break
         now = best[0]

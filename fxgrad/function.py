@@ -73,8 +73,10 @@ def partition(derivation: Derivation, memory_budget: float = 1.0) -> Partition:
     forward_values = set(inputs) | set(parameters)
     for node in graph.nodes:
         # a backward's read of a forward value's size is made in the forward: the size is kept,
-        # not the tensor
-        if node.meta.get(FORWARD) or (_reads_size(node) and all(a in forward_values for a in node.all_input_nodes)):
+        # not the tensor; and its read of one of a forward op's results (a max pool's indices):
+        # that tensor is kept, not the tuple, which autograd would not see
+        if (node.meta.get(FORWARD) or (_reads_size(node) and all(a in forward_values for a in node.all_input_nodes))
+                or (node.op == "call_function" and node.target is operator.getitem and node.args[0] in forward_values)):
             forward_values.add(node)
 
     def in_forward(node: fx.Node) -> bool:

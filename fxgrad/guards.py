@@ -30,7 +30,7 @@ import torch.fx as fx
 
 from .arguments import ArgumentForm
 from .errors import GradOutputError, InputError, ShapeError, source_location
-from .graph import DERIVED_FROM, SMALL_ENOUGH_FOR_ZEROS, portable, read_attributes
+from .graph import DERIVED_FROM, SMALL_ENOUGH_FOR_ZEROS, portable
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class Guards:
     grad_outputs: list[TensorSpec]  # one per output of the function, named `grad_<output>`
     # why the tracer wrote the example sizes into the graph, or None where it reads them at run time
     fixed_sizes: str | None
-    forward: fx.GraphModule | None = None  # the function's outputs from the inputs, to check new sizes on
+    # the function's outputs from the inputs, to check new sizes on: its attributes and graph, made
+    # a GraphModule at the first such check (making one compiles its code, a good part of derive)
+    forward: tuple[dict, fx.Graph] | None = None
     checked: set = field(default_factory=set)  # the call sizes that passed the node-by-node check
     # the function's arguments (`*args, *kwargs values`) as derived; None: the inputs, by position
     arguments: list[ArgumentForm] | None = None
@@ -90,15 +92,17 @@ class Guards:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        if self.forward is not None:  # a GraphModule pickles as its code; its graph holds the derived shapes
-            state["forward"] = (read_attributes(self.forward),
-                                portable(self.forward.graph))
+        state.pop("_forward_module", None)  # (a GraphModule pickles as its code; its graph holds the derived shapes)
+        if self.forward is not None:
+            attributes, graph = self.forward
+            state["forward"] = ({node.target: attributes[node.target] for node in graph.nodes if node.op == "get_attr"},
+                                portable(graph))
         return state
 
-    def __setstate__(self, state: dict) -> None:
-        if state["forward"] is not None:
-            state["forward"] = fx.GraphModule(*state["forward"])
-        self.__dict__.update(state)
+    def forward_module(self) -> fx.GraphModule:
+        if "_forward_module" not in self.__dict__:
+            self._forward_module = fx.GraphModule(*self.forward)
+        return self._forward_module
 
     def needs_checked_run(self, args: tuple) -> bool:
         """Whether this call is at sizes not yet checked node by node."""
@@ -115,7 +119,7 @@ class Guards:
                 raise ShapeError(f"derived for `{spec.name}` of shape {tuple(spec.shape)}; called with {_shape(x)}, "
                                  "where a dim of size 1 became larger or one became 1, which changes what "
                                  "broadcasts: derive again at these sizes")
-        outputs = _CheckingInterpreter(self.forward, described).run(*inputs)
+        outputs = _CheckingInterpreter(self.forward_module(), described).run(*inputs)
         for spec, grad, out in zip(self.grad_outputs, grads, outputs):
             if grad.shape != out.shape:
                 raise GradOutputError(f"the gradient of output `{_output(spec)}` has shape {tuple(grad.shape)}; it "

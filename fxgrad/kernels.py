@@ -18,6 +18,7 @@ returns its statistics; the forward's value becomes the first of its results.
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Callable
 
@@ -62,7 +63,8 @@ def in_forward(out: fx.Proxy, compute: Callable[[], tuple], *names: str) -> tupl
     node.op, node.target, node.args, node.kwargs = "call_function", operator.getitem, (results.node, 0), {}
     node.meta["fxgrad_op"] = item
     for statistic, name in zip(statistics, names):
-        statistic.node._rename(name)
+        if isinstance(statistic, fx.Proxy):  # (a size the tracer fixed is a number)
+            statistic.node._rename(name)
     return tuple(statistics)
 
 
@@ -127,6 +129,23 @@ def layer_norm(g, input, normalized_shape, weight, bias, eps, *, out):
         return NotImplemented  # (autocast's mixed dtypes: torch's kernel takes one)
     mean, rstd = in_forward(out, lambda: _with_statistics(aten.native_layer_norm(input, normalized_shape, weight, bias, eps)), "mean", "rstd")
     grads = aten.native_layer_norm_backward(g, input, normalized_shape, mean, rstd, weight, bias, _needs_grad(input, weight, bias))
+    return grads[0], None, None if weight is None else grads[1], None if bias is None else grads[2]
+
+
+@kernel(F.group_norm)
+def group_norm(g, input, num_groups, weight, bias, eps, *, out):
+    if not _same_dtype(input, *(p for p in (weight, bias) if p is not None)):
+        return NotImplemented
+
+    def forward():
+        n, c = input.size(0), input.size(1)
+        positions = functools.reduce(operator.mul, (input.size(d) for d in range(2, value(input).ndim)), 1)
+        results = aten.native_group_norm(input, weight, bias, n, c, positions, num_groups, eps)
+        return results, results[1], results[2], n, c, positions
+
+    mean, rstd, n, c, positions = in_forward(out, forward, "mean", "rstd", "batch", "channels", "positions")
+    grads = aten.native_group_norm_backward(g, input, mean, rstd, weight, n, c, positions, num_groups,
+                                            _needs_grad(input, weight, bias))
     return grads[0], None, None if weight is None else grads[1], None if bias is None else grads[2]
 
 

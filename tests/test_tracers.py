@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import fxgrad
 from checks import assert_matches_autograd
@@ -171,3 +172,17 @@ def test_export_and_make_fx_name_the_line_of_a_helper_a_function_calls(tracer):
 
     with pytest.raises(fxgrad.RandomnessError, match=r"_noise_in_a_helper line \d+ \(test_tracers.py\): return x \* torch"):
         fxgrad.derive(f, (torch.randn(3),), tracer=tracer)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: F.max_pool2d(x, x.shape[-2:]),
+    lambda x: F.avg_pool2d(x, x.shape[-1] // 2),
+    lambda x: F.cross_entropy(x.flatten(1), torch.tensor([0, 3]), ignore_index=x.shape[1] - 1),
+], ids=["max_pool2d", "avg_pool2d", "cross_entropy"])
+def test_an_option_computed_from_a_size_goes_to_a_tracer_that_computes_sizes(fn):
+    x = torch.randn(2, 4, 2, 2, dtype=torch.float64)
+    with pytest.raises(fxgrad.TraceError, match="computed from a tensor's size.*tracer='export'"):
+        fxgrad.derive(fn, (x,), tracer="fx")
+    bwd = fxgrad.derive(fn, (x,))
+    assert bwd.guards.fixed_sizes is not None  # (export wrote the sizes in)
+    assert_matches_autograd(fn, bwd, (x,))

@@ -14,7 +14,8 @@ from torch.fx.node import map_aggregate
 from torch.fx.operator_schemas import normalize_function
 
 from ..decompose import STUCK_ON, aten_graph, decompose, wants_decomposition
-from ..errors import FxgradError, MutationError, RandomnessError, TraceError, UnsupportedArgumentError, source_location
+from ..errors import (FxgradError, MutationError, RandomnessError, SizeOptionError, TraceError,
+                      UnsupportedArgumentError, source_location)
 from ..graph import EvaluationError, GraphBuilder, nodes_after, value
 from .indexing import written_back
 from .norms import running_statistics
@@ -157,7 +158,13 @@ def _detached(argument: Any) -> Any:
 def _append(node: fx.Node, target: Any, args: tuple, kwargs: dict, owners: list[torch.nn.Module],
             builder: GraphBuilder, last_before: fx.Node) -> Any:
     """Lower `node` and give the nodes appended after `last_before` its source and its name."""
-    result = _lower(node, target, args, kwargs, owners, builder)
+    try:
+        result = _lower(node, target, args, kwargs, owners, builder)
+    except fx.proxy.TraceError:  # an option the lowering must read, which fx recorded as a size
+        raise SizeOptionError(
+            f"{op_name(target)} is given an option computed from a tensor's size (`x.shape[-1] // 2`), which "
+            f"the fx tracer records rather than computes, at {source_location(node)}: write it as a number, or "
+            "derive with tracer='export', which computes sizes") from None
     created = nodes_after(last_before)
     for new_node in created:
         new_node.stack_trace = node.stack_trace
