@@ -25,11 +25,13 @@ from typing import Callable
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
+from torch.nn._reduction import get_enum
 
 from .canon.pieces import item
 from .canon.pooling import ADAPTIVE_AVG_POOLS, AVG_POOLS, MAX_POOLS
 from .graph import FORWARD, value
 from .rules import NotDifferentiable
+from .shapes import channel_dim
 
 aten = torch.ops.aten
 KERNELS: dict[Callable, Callable] = {}
@@ -68,9 +70,14 @@ def in_forward(out: fx.Proxy, compute: Callable[[], tuple], *names: str) -> tupl
     return tuple(statistics)
 
 
-def _with_statistics(results: fx.Proxy) -> tuple:
-    """An op's three results (value, mean, 1/σ), as `in_forward` takes them."""
-    return results, results[1], results[2]
+def _with_statistics(op: Callable, *args) -> Callable[[], tuple]:
+    """What `in_forward` computes for a normalisation: `op(*args)`'s three results, (value, mean,
+    1/σ), and the statistics among them."""
+    def compute() -> tuple:
+        results = op(*args)
+        return results, results[1], results[2]
+
+    return compute
 
 
 def _needs_grad(*values) -> list[bool]:
@@ -78,8 +85,15 @@ def _needs_grad(*values) -> list[bool]:
     return [isinstance(x, fx.Proxy) and x.tracer.carries_input_gradient(x) for x in values]
 
 
-def _same_dtype(*values) -> bool:
-    return len({value(x).dtype for x in values}) == 1
+def _one_dtype(*values) -> bool:
+    """Whether the tensors among `values` (None for an absent weight) share one dtype, as torch's
+    normalisation kernels take them (autocast may give a norm mixed ones)."""
+    return len({value(x).dtype for x in values if x is not None}) == 1
+
+
+def _affine(grads: fx.Proxy, weight, bias) -> tuple:
+    """A normalisation kernel's (input, weight, bias) gradients, None for an absent parameter."""
+    return grads[0], None if weight is None else grads[1], None if bias is None else grads[2]
 
 
 # elementwise
@@ -125,16 +139,19 @@ def log_softmax(g, input, dim, *, out):
 
 @kernel(F.layer_norm)
 def layer_norm(g, input, normalized_shape, weight, bias, eps, *, out):
-    if not _same_dtype(input, *(p for p in (weight, bias) if p is not None)):
-        return NotImplemented  # (autocast's mixed dtypes: torch's kernel takes one)
-    mean, rstd = in_forward(out, lambda: _with_statistics(aten.native_layer_norm(input, normalized_shape, weight, bias, eps)), "mean", "rstd")
-    grads = aten.native_layer_norm_backward(g, input, normalized_shape, mean, rstd, weight, bias, _needs_grad(input, weight, bias))
-    return grads[0], None, None if weight is None else grads[1], None if bias is None else grads[2]
+    if not _one_dtype(input, weight, bias):
+        return NotImplemented
+    mean, rstd = in_forward(out, _with_statistics(aten.native_layer_norm, input, normalized_shape, weight, bias, eps),
+                            "mean", "rstd")
+    grads = aten.native_layer_norm_backward(g, input, normalized_shape, mean, rstd, weight, bias,
+                                            _needs_grad(input, weight, bias))
+    grad_input, grad_weight, grad_bias = _affine(grads, weight, bias)
+    return grad_input, None, grad_weight, grad_bias
 
 
 @kernel(F.group_norm)
 def group_norm(g, input, num_groups, weight, bias, eps, *, out):
-    if not _same_dtype(input, *(p for p in (weight, bias) if p is not None)):
+    if not _one_dtype(input, weight, bias):
         return NotImplemented
 
     def forward():
@@ -146,19 +163,20 @@ def group_norm(g, input, num_groups, weight, bias, eps, *, out):
     mean, rstd, n, c, positions = in_forward(out, forward, "mean", "rstd", "batch", "channels", "positions")
     grads = aten.native_group_norm_backward(g, input, mean, rstd, weight, n, c, positions, num_groups,
                                             _needs_grad(input, weight, bias))
-    return grads[0], None, None if weight is None else grads[1], None if bias is None else grads[2]
+    grad_input, grad_weight, grad_bias = _affine(grads, weight, bias)
+    return grad_input, None, grad_weight, grad_bias
 
 
 @kernel(F.batch_norm)
 def batch_norm(g, input, running_mean, running_var, weight, bias, eps, *, out):
-    if running_mean is not None or not _same_dtype(input, *(p for p in (weight, bias) if p is not None)):
+    if running_mean is not None or not _one_dtype(input, weight, bias):
         return NotImplemented  # by constants, an affine map: the rule is one product
-    mean, invstd = in_forward(
-        out, lambda: _with_statistics(aten.native_batch_norm(input, weight, bias, None, None, True, 0.0, eps)), "mean", "invstd")
+    mean, invstd = in_forward(out, _with_statistics(aten.native_batch_norm, input, weight, bias, None, None, True, 0.0,
+                                                    eps), "mean", "invstd")
     grads = aten.native_batch_norm_backward(g, input, weight, None, None, mean, invstd, True, eps,
                                             _needs_grad(input, weight, bias))
-    stats = NotDifferentiable("running_mean"), NotDifferentiable("running_var")
-    return grads[0], *stats, None if weight is None else grads[1], None if bias is None else grads[2]
+    grad_input, grad_weight, grad_bias = _affine(grads, weight, bias)
+    return grad_input, NotDifferentiable("running_mean"), NotDifferentiable("running_var"), grad_weight, grad_bias
 
 
 # convolutions and pooling
@@ -171,7 +189,7 @@ def convolution(g, input, weight, bias, stride, padding, dilation, groups, *, ou
     bias_sizes = None if bias is None else list(value(bias).shape)
     grads = aten.convolution_backward(g, input, weight, bias_sizes, stride, padding, dilation, False,
                                       [0] * len(stride), groups, _needs_grad(input, weight, bias))
-    return grads[0], grads[1], None if bias is None else grads[2]
+    return _affine(grads, weight, bias)
 
 
 @kernel(MAX_POOLS[2], MAX_POOLS[3])
@@ -196,16 +214,13 @@ def adaptive_avg_pool(g, input, output_size, *, out):
 
 # losses
 
-_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
-
-
 @kernel(F.cross_entropy)
 def cross_entropy(g, input, target, weight, reduction, ignore_index, label_smoothing, *, out):
     # torch's own: log_softmax, then nll_loss, whose backward reads the total weight it counted
     if label_smoothing or value(target).is_floating_point() or value(input).ndim > 2:
         return NotImplemented
-    dim = 0 if value(input).ndim == 1 else 1
-    how = _REDUCTIONS[reduction]
+    dim = channel_dim(input)
+    how = get_enum(reduction)  # (torch's number for it: what the ATen op takes)
 
     def forward():
         logp = aten._log_softmax(input, dim, False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+import fxgrad
+
 
 def as_tuple(outputs):
     return outputs if isinstance(outputs, tuple) else (outputs,)
@@ -27,6 +29,26 @@ def autograd_grads(fn, inputs, grad_outputs) -> list[torch.Tensor | None]:
         [out for out, _ in pairs], differentiable, [g for _, g in pairs], allow_unused=True, materialize_grads=True,
     ) if pairs else [torch.zeros_like(x) for x in differentiable])
     return [next(grads) if x.requires_grad else None for x in leaves]
+
+
+def step_grads(fn, inputs, seed: int = 0, create_graph: bool = False):
+    """The outputs and the gradients of every floating input, for random incoming gradients."""
+    leaves = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
+    outputs = [out for out in as_tuple(fn(*leaves)) if out.requires_grad]
+    g = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(out.shape, generator=g, dtype=out.dtype) for out in outputs]
+    differentiable = [x for x in leaves if x.requires_grad]
+    return outputs, torch.autograd.grad(outputs, differentiable, grads, allow_unused=True,
+                                        materialize_grads=True, create_graph=create_graph)
+
+
+def assert_step_matches_autograd(fn, inputs, **options) -> None:
+    """`fxgrad.function(fn, inputs, **options)`'s training step against autograd's, twice."""
+    derived = fxgrad.function(fn, inputs, **options)
+    for seed in (0, 1):  # a second step: nothing the first one wrote in place is read again
+        (got_outputs, got), (want_outputs, want) = step_grads(derived, inputs, seed), step_grads(fn, inputs, seed)
+        for a, b in zip((*got_outputs, *got), (*want_outputs, *want)):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, equal_nan=True)
 
 
 def assert_matches_autograd(fn, bwd, inputs, seed: int = 1) -> None:

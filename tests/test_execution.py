@@ -9,32 +9,13 @@ import torch
 import torch.nn.functional as F
 
 import fxgrad
-from checks import as_tuple
+from checks import assert_step_matches_autograd
 
 from models import cnns, losses, transformers, vision  # noqa: F401  (register the models)
 from models.registry import MODELS
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 import bench  # noqa: E402
-
-
-def step_grads(fn, inputs, seed=0, create_graph=False):
-    """The outputs and the gradients of every floating input, for random incoming gradients."""
-    leaves = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
-    outputs = [out for out in as_tuple(fn(*leaves)) if out.requires_grad]
-    g = torch.Generator().manual_seed(seed)
-    grads = [torch.randn(out.shape, generator=g, dtype=out.dtype) for out in outputs]
-    differentiable = [x for x in leaves if x.requires_grad]
-    return outputs, torch.autograd.grad(outputs, differentiable, grads, allow_unused=True,
-                                        materialize_grads=True, create_graph=create_graph)
-
-
-def assert_step_matches_autograd(fn, inputs, **options):
-    derived = fxgrad.function(fn, inputs, **options)
-    for seed in (0, 1):  # a second step: nothing the first one wrote in place is read again
-        (got_outputs, got), (want_outputs, want) = step_grads(derived, inputs, seed), step_grads(fn, inputs, seed)
-        for a, b in zip((*got_outputs, *got), (*want_outputs, *want)):
-            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, equal_nan=True)
 
 
 @pytest.mark.parametrize("budget", [1.0, 0.5])
