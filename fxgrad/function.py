@@ -44,10 +44,10 @@ class Partition:
     reached_from: list[frozenset[int]] = field(default_factory=list)
     generic: bool = False  # whether its sizes are read at run time, so that it may hold at other sizes
     holds: dict = field(default_factory=dict)  # argument sizes checked, to whether it holds at them
-    # which of the saved values are tensors, and which outputs are not differentiable (integer,
-    # boolean): the same at every call of the partition, found at its first
-    saved_tensors: list[int] | None = None
-    non_differentiable: list[int] | None = None
+    # which of the saved values are tensors (the rest are sizes and numbers), and which outputs
+    # are tensors that carry no gradient (integer, boolean)
+    saved_tensors: list[int] = field(default_factory=list)
+    non_differentiable: list[int] = field(default_factory=list)
 
     def holds_at(self, args: Sequence[torch.Tensor]) -> bool:
         """Whether this partition is right for arguments of these sizes (checked once per sizes)."""
@@ -122,8 +122,12 @@ def partition(derivation: Derivation, memory_budget: float = 1.0) -> Partition:
     backward = fx.GraphModule(derivation.attributes, backward_graph, class_name="Backward")
     read_live(forward, derivation.sources)
     read_live(backward, derivation.sources)
+    returned = [node.meta.get("val") if isinstance(node, fx.Node) else node for node in outputs[:n_outputs]]
     return Partition(forward, backward, n_outputs, len(saved), derivation.structure, derivation.state,
-                     reached_from=reached_from)
+                     reached_from=reached_from,
+                     saved_tensors=[i for i, node in enumerate(saved) if isinstance(node.meta.get("val"), torch.Tensor)],
+                     non_differentiable=[i for i, val in enumerate(returned) if isinstance(val, torch.Tensor)
+                                         and not (val.is_floating_point() or val.is_complex())])
 
 
 def _just_before_use(recomputed: list[fx.Node], graph: fx.Graph) -> None:
@@ -165,8 +169,9 @@ class Key(NamedTuple):
     state: tuple  # the rest of the state's fingerprint: the modules, their attributes and hooks, ties
     autocast: tuple[tuple[str, torch.dtype], ...]  # (device type, dtype) where autocast is on (`autocast_state`)
     layout: tuple[tuple, ...]  # each argument's dtype, rank and size-1 dims (`layout`): what its rules branch on
-    # the call's form (how its arguments hold tensors) and its constants, by value: both are the trace's
-    form: tuple
+    # the call's form (how its arguments hold tensors) and its constants, by value: both are the
+    # trace's; numbered by `function` (`Call.form`), so that a key hashes one number for them
+    form: int
     # whether the backward runs ATen's backward kernels (`fxgrad.kernels`), as a training step
     # does, or the rules alone, which autograd can differentiate in turn (create_graph: torch
     # defines no derivative of some kernels, `silu_backward`) and a compiler fuses itself
@@ -282,17 +287,11 @@ def function(fn: Callable, example_inputs: Sequence[Any], kwargs: dict[str, Any]
             outputs, saved = results[: parts.n_outputs], results[n_returned:]
             if parts.state:
                 _write_state(forward, parts.state, results[parts.n_outputs:n_returned])
-            if parts.saved_tensors is None:
-                parts.saved_tensors = [i for i, value in enumerate(saved) if isinstance(value, torch.Tensor)]
-                parts.non_differentiable = [i for i, out in enumerate(outputs) if isinstance(out, torch.Tensor)
-                                            and not (out.is_floating_point() or out.is_complex())]
             # tensors go through save_for_backward (autograd checks they are not changed after,
             # and keeps no cycle through ctx); sizes and other numbers are kept as they are
             ctx.parts, ctx.backward_module, ctx.n_returned = parts, backward, n_returned
             ctx.save_for_backward(*(saved[i] for i in parts.saved_tensors))
-            ctx.saved_values = list(saved)
-            for i in parts.saved_tensors:
-                ctx.saved_values[i] = None
+            ctx.saved_values = [None if isinstance(value, torch.Tensor) else value for value in saved]
             # the arguments, for a backward that is differentiated in turn (create_graph); kept as
             # they are, so that changing one after the forward fails only such a backward
             ctx.args, ctx.versions = args, [arg._version for arg in args]
